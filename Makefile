@@ -1,0 +1,42 @@
+# ShopSight developer entry points. `make test` and `make demo` install everything first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install lint format test test-fast bench demo clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned, so pip takes the CPU wheel and never a CUDA build.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# pytest exits 5 when it collects nothing; that is not a failure of the code under test.
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "unit" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/ingest.py
+
+demo: install
+	$(VENV)/bin/shopsight demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,63 @@
+"""One settings object for the whole application, read from SHOPSIGHT_* variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TextEmbedderName = Literal["e5", "minilm", "hash"]
+
+
+class Settings(BaseSettings):
+    """Every tunable of ShopSight; lower layers receive plain values from here, never this object."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSIGHT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Root of everything the app writes.")
+    chroma_path: Path | None = Field(None, description="Embedded Chroma folder; default DATA_DIR/chroma.")
+    chroma_url: str | None = Field(None, description="Chroma server URL, e.g. http://127.0.0.1:8000.")
+    collection_prefix: str = Field("shopsight", description="Prefix of the three Chroma collections.")
+
+    text_embedder: TextEmbedderName = Field(
+        "e5", description="e5 = multilingual (zh+en); minilm = English only; hash = test double."
+    )
+    ingest_batch_size: int = Field(32, ge=1, le=1024)
+    chunk_size: int = Field(600, ge=100, description="Characters per article chunk.")
+    chunk_overlap: int = Field(80, ge=0)
+
+    max_image_pixels: int = Field(40_000_000, description="Larger images are refused (bomb guard).")
+    max_image_side: int = Field(1024, description="Images are downscaled to this side before encoding.")
+    max_upload_mb: float = Field(10.0, gt=0)
+
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_construction_ef: int = Field(200, ge=10)
+    hnsw_search_ef: int = Field(200, ge=10)
+
+    log_json: bool = Field(False, description="Emit JSON log lines instead of console lines.")
+    log_level: str = Field("INFO")
+
+    @model_validator(mode="after")
+    def _default_chroma_path(self) -> Settings:
+        if self.chroma_path is None:
+            self.chroma_path = self.data_dir / "chroma"
+        return self
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Trained heads and their metrics live here."""
+        return self.data_dir / "artifacts"
+
+    @property
+    def resolved_chroma_path(self) -> Path:
+        assert self.chroma_path is not None
+        return self.chroma_path
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests build their own `Settings(...)` instead."""
+    return Settings()

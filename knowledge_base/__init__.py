@@ -1,0 +1,1 @@
+"""What the shop knows: schema, loaders, chunking, the Chroma store and ingestion."""

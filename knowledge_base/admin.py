@@ -1,0 +1,57 @@
+"""Inspection and removal of knowledge-base records (used by `shopsight kb` and the admin API)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel
+
+from knowledge_base.store import COLLECTION_KINDS, KnowledgeStore
+
+
+class KbStats(BaseModel):
+    location: str
+    products: int
+    images: int
+    article_chunks: int
+    articles: int
+    categories: dict[str, int]
+    languages: dict[str, int]
+
+
+class Deletion(BaseModel):
+    id: str
+    products: int = 0
+    images: int = 0
+    article_chunks: int = 0
+
+    @property
+    def found(self) -> bool:
+        return bool(self.products or self.images or self.article_chunks)
+
+
+def kb_stats(store: KnowledgeStore) -> KbStats:
+    """Counts per collection, products per category and article chunks per language."""
+    products = store.collection("products").get(include=["metadatas"])["metadatas"] or []
+    chunks = store.collection("articles").get(include=["metadatas"])["metadatas"] or []
+    return KbStats(
+        location=store.location,
+        products=len(products),
+        images=store.count("images"),
+        article_chunks=len(chunks),
+        articles=len({str(m.get("article_id")) for m in chunks}),
+        categories=dict(Counter(str(m.get("category") or "(none)") for m in products).most_common()),
+        languages=dict(Counter(str(m.get("language") or "en") for m in chunks).most_common()),
+    )
+
+
+def delete_record(store: KnowledgeStore, record_id: str) -> Deletion:
+    """Delete a product (its text and all its images) or an article (all its chunks) by id."""
+    for kind in COLLECTION_KINDS:
+        store.collection(kind)
+    return Deletion(
+        id=record_id,
+        products=store.delete("products", ids=[record_id]),
+        images=store.delete("images", where={"product_id": record_id}),
+        article_chunks=store.delete("articles", where={"article_id": record_id}),
+    )
