@@ -7,7 +7,9 @@ import sys
 
 def main() -> int:
     """Until the web service exists, point to what works today."""
-    sys.stderr.write("The web app is not available yet; use `shopsight demo` or `shopsight kb --help`.\n")
+    sys.stderr.write(
+        "The web app is not available yet; use `shopsight demo` or `shopsight kb --help`.\n"
+    )
     return 2
 
 

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
+from PIL import Image
+
+from assistant.engine import Engine, EngineConfig
+from assistant.intent import IntentClassifier
+from assistant.memory import ConversationMemory
+from assistant.perception import ModelPerception
+from assistant.policy import PolicyThresholds
+from assistant.safety import Limits
+from assistant.sentiment import SentimentAnalyzer
 from assistant.settings import Settings
 from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.store import HnswSettings, KnowledgeStore
+from retrieval.category import CategoryClassifier, load_latest
 from retrieval.embedders import TextEmbedder
+from retrieval.hybrid import HybridSearcher
 from retrieval.image_encoder import ImageEncoder
 from retrieval.models import get_image_encoder, get_text_embedder
+from retrieval.photo_search import PhotoMatcher, StoreImageIndex, load_artefact
 from retrieval.search import PhotoSearcher, TextSearcher
 
 
@@ -49,7 +62,72 @@ class Components:
             max_image_side=s.max_image_side,
             progress=self.progress,
         )
-        return Ingestor(self.store, self.text_embedder, get_image_encoder, ImageEncoder.name, options)
+        return Ingestor(
+            self.store, self.text_embedder, get_image_encoder, ImageEncoder.name, options
+        )
+
+    @cached_property
+    def memory(self) -> ConversationMemory:
+        return ConversationMemory(self.settings.resolved_database_url)
+
+    @cached_property
+    def hybrid_searcher(self) -> HybridSearcher:
+        return HybridSearcher(self.store, self.text_embedder)
+
+    @cached_property
+    def category_classifier(self) -> CategoryClassifier | None:
+        """The trained category head, when `shopsight train category` has saved one."""
+        return load_latest(self.settings.artifacts_dir)
+
+    @cached_property
+    def photo_matcher(self) -> PhotoMatcher:
+        classifier = self.category_classifier
+        predictor = None
+        if classifier is not None:
+
+            def predictor(images: Sequence[Image.Image]) -> list[tuple[str, float]]:
+                return [(p.label, p.confidence) for p in classifier.predict(images)]
+
+        calibrator, config = load_artefact(self.settings.artifacts_dir) or (None, None)
+        return PhotoMatcher(
+            StoreImageIndex(self.store, ImageEncoder.name),
+            self.image_encoder,
+            category_predictor=predictor,
+            calibrator=calibrator,
+            config=config,
+        )
+
+    @cached_property
+    def sentiment(self) -> SentimentAnalyzer:
+        folder = self.settings.artifacts_dir / "sentiment-v1"
+        return SentimentAnalyzer(folder if folder.exists() else None)
+
+    @cached_property
+    def intent(self) -> IntentClassifier:
+        return IntentClassifier.from_settings(self.settings.data_dir, self.settings.text_embedder)
+
+    @cached_property
+    def engine(self) -> Engine:
+        s = self.settings
+        config = EngineConfig(
+            limits=Limits(
+                max_text_chars=s.max_text_chars,
+                max_upload_bytes=int(s.max_upload_mb * 1024 * 1024),
+                max_image_pixels=s.max_image_pixels,
+                max_image_side=s.max_image_side,
+            ),
+            thresholds=PolicyThresholds(
+                angry_trend=s.escalation_trend,
+                angry_streak=s.escalation_streak,
+                unresolved_repeats=s.unresolved_repeats,
+            ),
+            article_min_score=s.article_min_score,
+            product_text_min_score=s.product_text_min_score,
+        )
+        perception = ModelPerception(
+            self.sentiment, self.intent, self.photo_matcher, self.hybrid_searcher
+        )
+        return Engine(perception, self.store, self.memory, config)
 
     @cached_property
     def text_searcher(self) -> TextSearcher:

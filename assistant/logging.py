@@ -16,7 +16,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
         structlog.processors.TimeStamper(fmt="iso"),
     ]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*processors, renderer],

@@ -18,9 +18,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSIGHT_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Root of everything the app writes.")
-    chroma_path: Path | None = Field(None, description="Embedded Chroma folder; default DATA_DIR/chroma.")
-    chroma_url: str | None = Field(None, description="Chroma server URL, e.g. http://127.0.0.1:8000.")
-    collection_prefix: str = Field("shopsight", description="Prefix of the three Chroma collections.")
+    chroma_path: Path | None = Field(
+        None, description="Embedded Chroma folder; default DATA_DIR/chroma."
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL, e.g. http://127.0.0.1:8000."
+    )
+    collection_prefix: str = Field(
+        "shopsight", description="Prefix of the three Chroma collections."
+    )
 
     text_embedder: TextEmbedderName = Field(
         "e5", description="e5 = multilingual (zh+en); minilm = English only; hash = test double."
@@ -30,12 +36,32 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(80, ge=0)
 
     max_image_pixels: int = Field(40_000_000, description="Larger images are refused (bomb guard).")
-    max_image_side: int = Field(1024, description="Images are downscaled to this side before encoding.")
+    max_image_side: int = Field(
+        1024, description="Images are downscaled to this side before encoding."
+    )
     max_upload_mb: float = Field(10.0, gt=0)
 
     hnsw_m: int = Field(32, ge=4)
     hnsw_construction_ef: int = Field(200, ge=10)
     hnsw_search_ef: int = Field(200, ge=10)
+
+    database_url: str | None = Field(
+        None,
+        description="Conversation store (SQLAlchemy URL); default sqlite:///DATA_DIR/sessions.db.",
+    )
+    max_text_chars: int = Field(4000, ge=1, description="Longest accepted chat message.")
+    article_min_score: float = Field(
+        0.8, description="Dense similarity under which an article is not cited as an answer."
+    )
+    product_text_min_score: float = Field(
+        0.86, description="Dense similarity for a product named in text to become the context."
+    )
+    escalation_trend: float = Field(-0.35, description="Sentiment trend at which to escalate.")
+    escalation_streak: int = Field(2, ge=1, description="Consecutive negative turns to escalate.")
+    unresolved_repeats: int = Field(
+        2, ge=1, description="Unresolved repeats of one request to escalate."
+    )
+    shap_max_evals: int = Field(300, ge=10, description="Budget of one SHAP text explanation.")
 
     log_json: bool = Field(False, description="Emit JSON log lines instead of console lines.")
     log_level: str = Field("INFO")
@@ -50,6 +76,10 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Trained heads and their metrics live here."""
         return self.data_dir / "artifacts"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'sessions.db').resolve()}"
 
     @property
     def resolved_chroma_path(self) -> Path:

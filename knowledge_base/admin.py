@@ -32,15 +32,17 @@ class Deletion(BaseModel):
 
 def kb_stats(store: KnowledgeStore) -> KbStats:
     """Counts per collection, products per category and article chunks per language."""
-    products = store.collection("products").get(include=["metadatas"])["metadatas"] or []
-    chunks = store.collection("articles").get(include=["metadatas"])["metadatas"] or []
+    products = [hit.metadata for hit in store.get("products")]
+    chunks = [hit.metadata for hit in store.get("articles")]
     return KbStats(
         location=store.location,
         products=len(products),
         images=store.count("images"),
         article_chunks=len(chunks),
         articles=len({str(m.get("article_id")) for m in chunks}),
-        categories=dict(Counter(str(m.get("category") or "(none)") for m in products).most_common()),
+        categories=dict(
+            Counter(str(m.get("category") or "(none)") for m in products).most_common()
+        ),
         languages=dict(Counter(str(m.get("language") or "en") for m in chunks).most_common()),
     )
 

@@ -13,7 +13,10 @@ _SEPARATORS = ["\n\n", "\n", "。", "！", "？", ". ", "! ", "? ", "；", "; ",
 def chunk_article(article: Article, size: int, overlap: int) -> list[Chunk]:
     """Chunks of at most `size` characters; each carries its article's title and position."""
     splitter = RecursiveCharacterTextSplitter(
-        chunk_size=size, chunk_overlap=min(overlap, size // 2), separators=_SEPARATORS, keep_separator="end"
+        chunk_size=size,
+        chunk_overlap=min(overlap, size // 2),
+        separators=_SEPARATORS,
+        keep_separator="end",
     )
     pieces = [piece.strip() for piece in splitter.split_text(article.body) if piece.strip()]
     return [

@@ -1,18 +1,22 @@
 """Idempotent, crash-safe ingestion of loaded records into the store.
 
-Every record has a stable id and a content hash in its metadata. A batch is embedded only for the
-records whose hash differs from the stored one, and written with `upsert`, so re-running after a
-crash (even SIGKILL) finishes the job and never duplicates anything.
+Every record has a stable id and two hashes in its metadata: `vector_hash`, of what its vector is
+made from, and `content_hash`, of everything stored (document, metadata and vector source). A
+record whose `content_hash` is unchanged is skipped; one whose `vector_hash` is unchanged gets
+its document and metadata refreshed without embedding anything; only the rest is embedded. Writes
+are `upsert`s in batches, so re-running after a crash (even SIGKILL) finishes the job and never
+duplicates anything. Records of a re-ingested product or article that no longer exist (an image
+taken away, the tail of an article that got shorter) are deleted.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -21,12 +25,23 @@ from tqdm import tqdm
 
 from knowledge_base.chunking import chunk_article
 from knowledge_base.images import ImageRejected, load_image
-from knowledge_base.loaders import LoadResult
-from knowledge_base.schema import Article, Chunk, Product, Rejection, dumps_attributes, file_hash, stable_hash
-from knowledge_base.store import KnowledgeStore
+from knowledge_base.loaders import LoadResult, Origin
+from knowledge_base.schema import (
+    Article,
+    Chunk,
+    Product,
+    Rejection,
+    dumps_attributes,
+    file_hash,
+    stable_hash,
+)
+from knowledge_base.store import CollectionKind, KnowledgeStore
 from retrieval.embedders import TextEmbedder
 
 T = TypeVar("T")
+Counted = Literal["products", "images", "chunks"]
+# Chroma's `$in` filters get slow with very long lists.
+_OWNER_GROUP = 256
 
 
 class ImageEmbedder(Protocol):
@@ -36,22 +51,35 @@ class ImageEmbedder(Protocol):
 
 
 class IngestReport(BaseModel):
-    """What an ingest run did; `rejections` lists every input that was not used, and why."""
+    """What an ingest run did; `rejections` lists every input that was not used, and why.
+
+    `*_embedded` records got a new vector, `*_updated` ones only new metadata (their vector source
+    was unchanged), `*_unchanged` ones were left alone; `stale_removed` counts records of the
+    ingested products and articles that no longer exist (a removed image, a shortened article).
+    """
 
     products_embedded: int = 0
+    products_updated: int = 0
     products_unchanged: int = 0
     images_embedded: int = 0
+    images_updated: int = 0
     images_unchanged: int = 0
     chunks_embedded: int = 0
+    chunks_updated: int = 0
     chunks_unchanged: int = 0
     articles_embedded: int = 0
     articles_unchanged: int = 0
+    stale_removed: int = 0
     seconds: float = 0.0
     rejections: list[Rejection] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.rejections
+
+    def count(self, kind: Counted, outcome: str, amount: int = 1) -> None:
+        name = f"{kind}_{outcome}"
+        setattr(self, name, getattr(self, name) + amount)
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,26 @@ class IngestOptions:
     max_image_pixels: int = 40_000_000
     max_image_side: int = 1024
     progress: bool = True
+
+
+@dataclass
+class _Record:
+    """One row to write: its id, owner (product or article id), document, metadata and source."""
+
+    id: str
+    owner: str
+    document: str
+    metadata: dict[str, Any]
+    vector_hash: str
+    source: Any  # the text to embed, or the image path
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        payload = json.dumps([self.document, self.metadata], sort_keys=True, default=str)
+        self.content_hash = stable_hash(payload + self.vector_hash)
+
+    def stored_metadata(self) -> dict[str, Any]:
+        return {**self.metadata, "vector_hash": self.vector_hash, "content_hash": self.content_hash}
 
 
 class Ingestor:
@@ -92,111 +140,198 @@ class Ingestor:
     def ingest(self, loaded: LoadResult) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(rejections=list(loaded.rejections))
-        products = _unique(loaded.products, report, "product")
-        articles = _unique(loaded.articles, report, "article")
+        products = _unique(loaded.products, "product", loaded.origins, report)
+        articles = _unique(loaded.articles, "article", loaded.origins, report)
         self.store.collection("products", encoder=self.text_embedder.name)
         self.store.collection("articles", encoder=self.text_embedder.name)
         self.store.collection("images", encoder=self.image_encoder_name)
         self._ingest_products(products, report)
-        self._ingest_images(products, report)
+        self._ingest_images(products, loaded.origins, report)
         self._ingest_articles(articles, report)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _ingest_products(self, products: list[Product], report: IngestReport) -> None:
-        for batch in self._batches(products, "product texts"):
-            hashes = self.store.stored_hashes("products", [p.id for p in batch])
-            changed = [p for p in batch if hashes.get(p.id) != p.content_hash()]
-            report.products_unchanged += len(batch) - len(changed)
-            if not changed:
-                continue
-            texts = [p.embedding_text() for p in changed]
-            vectors = self.text_embedder.embed_texts(texts, kind="passage")
-            self.store.upsert("products", [p.id for p in changed], vectors, texts, [_product_metadata(p) for p in changed])
-            report.products_embedded += len(changed)
+    # --- the three kinds of record ------------------------------------------------------------
 
-    def _ingest_images(self, products: list[Product], report: IngestReport) -> None:
-        records: list[tuple[str, Path, Product, str]] = []
+    def _ingest_products(self, products: list[Product], report: IngestReport) -> None:
+        records = [
+            _Record(
+                id=p.id,
+                owner=p.id,
+                document=p.embedding_text(),
+                metadata=_product_metadata(p),
+                vector_hash=stable_hash(p.embedding_text()),
+                source=p.embedding_text(),
+            )
+            for p in products
+        ]
+        self._sync("products", records, "products", self._embed_texts, report, "product texts")
+
+    def _ingest_images(
+        self, products: list[Product], origins: dict[str, list[Origin]], report: IngestReport
+    ) -> None:
+        records: list[_Record] = []
         for product in products:
             for index, path in enumerate(product.images):
                 try:
-                    digest = stable_hash(file_hash(path) + product.category + product.title)
+                    digest = file_hash(path)
                 except OSError as exc:
                     report.rejections.append(
-                        Rejection(source=str(path), reason=f"image of product {product.id!r} unreadable: {exc.strerror or exc}")
+                        Rejection(
+                            source=str(path),
+                            reason=f"{_product_label(product, origins)}: image unreadable: "
+                            f"{exc.strerror or exc}",
+                        )
                     )
                     continue
-                records.append((f"{product.id}#img{index}", path, product, digest))
-        for batch in self._batches(records, "product images"):
-            hashes = self.store.stored_hashes("images", [r[0] for r in batch])
-            changed = [r for r in batch if hashes.get(r[0]) != r[3]]
-            report.images_unchanged += len(batch) - len(changed)
-            decoded: list[tuple[tuple[str, Path, Product, str], Image.Image]] = []
-            for record in changed:
+                records.append(
+                    _Record(
+                        id=f"{product.id}#img{index}",
+                        owner=product.id,
+                        document=product.title,
+                        metadata={
+                            "product_id": product.id,
+                            "category": product.category,
+                            "path": str(path),
+                            "predicted_category": "category" in product.predicted,
+                        },
+                        vector_hash=stable_hash(f"{digest}:{self.options.max_image_side}"),
+                        source=path,
+                    )
+                )
+
+        by_id = {product.id: product for product in products}
+
+        def embed(batch: list[_Record]) -> tuple[list[_Record], np.ndarray]:
+            decoded: list[tuple[_Record, Image.Image]] = []
+            for record in batch:
                 try:
-                    image = load_image(record[1], self.options.max_image_pixels, self.options.max_image_side)
+                    image = load_image(
+                        record.source, self.options.max_image_pixels, self.options.max_image_side
+                    )
                 except ImageRejected as exc:
-                    report.rejections.append(Rejection(source=str(record[1]), reason=str(exc).split(": ", 1)[-1]))
+                    product = by_id[record.owner]
+                    reason = str(exc).split(": ", 1)[-1]
+                    report.rejections.append(
+                        Rejection(
+                            source=str(record.source),
+                            reason=f"{_product_label(product, origins)}: {reason}",
+                        )
+                    )
                     continue
                 decoded.append((record, image))
             if not decoded:
-                continue
+                return [], np.zeros((0, 0), dtype=np.float32)
             vectors = self.image_embedder.embed_images([image for _, image in decoded])
-            self.store.upsert(
-                "images",
-                [r[0] for r, _ in decoded],
-                vectors,
-                [r[2].title for r, _ in decoded],
-                [
-                    {
-                        "product_id": r[2].id,
-                        "category": r[2].category,
-                        "path": str(r[1]),
-                        "content_hash": r[3],
-                        "predicted_category": "category" in r[2].predicted,
-                    }
-                    for r, _ in decoded
-                ],
-            )
-            report.images_embedded += len(decoded)
+            return [record for record, _ in decoded], vectors
+
+        current = self._sync("images", records, "images", embed, report, "product images")
+        self._prune("images", "product_id", [p.id for p in products], current, report)
 
     def _ingest_articles(self, articles: list[Article], report: IngestReport) -> None:
         options = self.options
-        pending: list[tuple[Article, list[Chunk]]] = []
-        chunked = [(a, chunk_article(a, options.chunk_size, options.chunk_overlap)) for a in articles]
-        for batch in _chunks_of(chunked, options.batch_size):
-            ids = [chunk.id for _, chunks in batch for chunk in chunks]
-            hashes = self.store.stored_hashes("articles", ids)
-            for article, chunks in batch:
-                digest = article.content_hash()
-                if all(hashes.get(c.id) == digest for c in chunks):
-                    report.articles_unchanged += 1
-                    report.chunks_unchanged += len(chunks)
+        records: list[_Record] = []
+        for article in articles:
+            chunks = chunk_article(article, options.chunk_size, options.chunk_overlap)
+            for chunk in chunks:
+                text = f"{chunk.title}\n{chunk.text}"
+                records.append(
+                    _Record(
+                        id=chunk.id,
+                        owner=article.id,
+                        document=chunk.text,
+                        metadata=_chunk_metadata(chunk, len(chunks)),
+                        vector_hash=stable_hash(text),
+                        source=text,
+                    )
+                )
+        changed: set[str] = set()
+        current = self._sync(
+            "articles", records, "chunks", self._embed_texts, report, "article chunks", changed
+        )
+        changed |= self._prune("articles", "article_id", [a.id for a in articles], current, report)
+        report.articles_embedded += len(changed)
+        report.articles_unchanged += len(articles) - len(changed)
+
+    # --- the shared machinery -----------------------------------------------------------------
+
+    def _embed_texts(self, batch: list[_Record]) -> tuple[list[_Record], np.ndarray]:
+        return batch, self.text_embedder.embed_texts([r.source for r in batch], kind="passage")
+
+    def _sync(
+        self,
+        kind: CollectionKind,
+        records: list[_Record],
+        counted: Counted,
+        embed: Callable[[list[_Record]], tuple[list[_Record], np.ndarray]],
+        report: IngestReport,
+        label: str,
+        changed_owners: set[str] | None = None,
+    ) -> set[str]:
+        """Write `records` in batches, embedding only what changed; returns the ids now stored."""
+        current: set[str] = set()
+        changed = changed_owners if changed_owners is not None else set()
+        for batch in self._batches(records, label):
+            stored = self.store.stored_metadata(kind, [r.id for r in batch])
+            fresh: list[_Record] = []
+            refresh: list[_Record] = []
+            for record in batch:
+                meta = stored.get(record.id)
+                if meta is not None and meta.get("content_hash") == record.content_hash:
+                    current.add(record.id)
+                elif meta is not None and meta.get("vector_hash") == record.vector_hash:
+                    refresh.append(record)
                 else:
-                    pending.append((article, chunks))
-        for article, chunks in self._progress(pending, "articles"):
-            # An edited article may have fewer chunks now: drop the old ones first.
-            self.store.delete("articles", where={"article_id": article.id})
-            texts = [f"{c.title}\n{c.text}" for c in chunks]
-            vectors = self.text_embedder.embed_texts(texts, kind="passage")
-            self.store.upsert(
-                "articles",
-                [c.id for c in chunks],
-                vectors,
-                [c.text for c in chunks],
-                [_chunk_metadata(c, article.content_hash(), len(chunks)) for c in chunks],
-            )
-            report.articles_embedded += 1
-            report.chunks_embedded += len(chunks)
+                    fresh.append(record)
+            report.count(counted, "unchanged", len(batch) - len(fresh) - len(refresh))
+            if refresh:
+                self.store.refresh(
+                    kind,
+                    [r.id for r in refresh],
+                    [r.document for r in refresh],
+                    [r.stored_metadata() for r in refresh],
+                )
+                report.count(counted, "updated", len(refresh))
+                current.update(r.id for r in refresh)
+                changed.update(r.owner for r in refresh)
+            if fresh:
+                done, vectors = embed(fresh)
+                self.store.upsert(
+                    kind,
+                    [r.id for r in done],
+                    vectors,
+                    [r.document for r in done],
+                    [r.stored_metadata() for r in done],
+                )
+                report.count(counted, "embedded", len(done))
+                current.update(r.id for r in done)
+                changed.update(r.owner for r in done)
+        return current
+
+    def _prune(
+        self,
+        kind: CollectionKind,
+        owner_key: str,
+        owners: list[str],
+        current: set[str],
+        report: IngestReport,
+    ) -> set[str]:
+        """Delete records of `owners` that this run did not write; returns the owners touched."""
+        touched: set[str] = set()
+        for group in _chunks_of(owners, _OWNER_GROUP):
+            hits = self.store.get(kind, where={owner_key: {"$in": group}})
+            stale = [hit for hit in hits if hit.id not in current]
+            if stale:
+                touched.update(str(hit.metadata.get(owner_key)) for hit in stale)
+                report.stale_removed += self.store.delete(kind, ids=[hit.id for hit in stale])
+        return touched
 
     def _batches(self, items: list[T], label: str) -> Iterator[list[T]]:
-        with tqdm(total=len(items), desc=label, unit="rec", disable=not self.options.progress or not items) as bar:
+        disable = not self.options.progress or not items
+        with tqdm(total=len(items), desc=label, unit="rec", disable=disable) as bar:
             for batch in _chunks_of(items, self.options.batch_size):
                 yield batch
                 bar.update(len(batch))
-
-    def _progress(self, items: list[T], label: str) -> Iterator[T]:
-        yield from tqdm(items, desc=label, unit="art", disable=not self.options.progress or not items)
 
 
 def _chunks_of(items: list[T], size: int) -> Iterator[list[T]]:
@@ -204,16 +339,36 @@ def _chunks_of(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[start : start + size]
 
 
-def _unique(records: list[Any], report: IngestReport, label: str) -> list[Any]:
-    """Keep the last record of each id and say which earlier ones were overridden."""
+def _unique(
+    records: list[Any], label: str, origins: dict[str, list[Origin]], report: IngestReport
+) -> list[Any]:
+    """Keep the last record of each id and reject the earlier ones, saying where each one was."""
+    totals = Counter(record.id for record in records)
+    seen: Counter[str] = Counter()
     by_id: dict[str, Any] = {}
     for record in records:
-        if record.id in by_id:
+        record_id = record.id
+        where = origins.get(f"{label}:{record_id}", [])
+        position = seen[record_id]
+        seen[record_id] += 1
+        if position < totals[record_id] - 1:
+            mine = where[position] if position < len(where) else Origin(f"{label} {record_id}")
+            last = where[-1] if len(where) == totals[record_id] else None
+            winner = f" (the one at {last} is kept)" if last else " (the last one is kept)"
             report.rejections.append(
-                Rejection(source=f"{label} {record.id}", reason="duplicate id; the later record wins")
+                Rejection(
+                    source=mine.source,
+                    line=mine.line,
+                    reason=f"duplicate {label} id {record_id!r}{winner}",
+                )
             )
-        by_id[record.id] = record
+        by_id[record_id] = record
     return list(by_id.values())
+
+
+def _product_label(product: Product, origins: dict[str, list[Origin]]) -> str:
+    where = origins.get(f"product:{product.id}")
+    return f"image of product {product.id!r}" + (f" ({where[-1]})" if where else "")
 
 
 def _product_metadata(product: Product) -> dict[str, Any]:
@@ -233,11 +388,10 @@ def _product_metadata(product: Product) -> dict[str, Any]:
         "predicted": json.dumps(product.predicted) if product.predicted else None,
         "description": product.description,
         "description_zh": product.description_zh or None,
-        "content_hash": product.content_hash(),
     }
 
 
-def _chunk_metadata(chunk: Chunk, digest: str, total: int) -> dict[str, Any]:
+def _chunk_metadata(chunk: Chunk, total: int) -> dict[str, Any]:
     return {
         "article_id": chunk.article_id,
         "title": chunk.title,
@@ -246,5 +400,4 @@ def _chunk_metadata(chunk: Chunk, digest: str, total: int) -> dict[str, Any]:
         "tags": ", ".join(chunk.tags),
         "position": chunk.position,
         "chunk_count": total,
-        "content_hash": digest,
     }

@@ -22,9 +22,9 @@ class Product(BaseModel):
     description: str = ""
     category: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     currency: str = "USD"
-    stock: int | None = Field(None, ge=0)
+    stock: int | None = Field(default=None, ge=0)
     images: list[Path] = Field(default_factory=list)
     language: Language = "en"
     title_zh: str = ""

@@ -7,10 +7,11 @@ never tries to download its default model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -32,7 +33,7 @@ class EmbedderMismatch(RuntimeError):
 
 @dataclass(frozen=True)
 class HnswSettings:
-    """HNSW graph settings; Chroma ignores later changes, so they apply when a collection is made."""
+    """HNSW graph settings; Chroma ignores later changes: they apply when a collection is made."""
 
     max_neighbors: int = 32
     ef_construction: int = 200
@@ -47,6 +48,48 @@ class Hit:
     score: float
     document: str
     metadata: dict[str, Any]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reachable(
+    method: Callable[Concatenate[KnowledgeStore, P], R],
+) -> Callable[Concatenate[KnowledgeStore, P], R]:
+    """Turn a lost connection to a Chroma server into `StoreUnavailable` (one clear line)."""
+
+    @functools.wraps(method)
+    def wrapper(self: KnowledgeStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (StoreUnavailable, EmbedderMismatch):
+            raise
+        except Exception as exc:
+            if not _is_connection_error(exc):
+                raise
+            raise StoreUnavailable(
+                f"lost the Chroma store at {self.location}: {_one_line(exc)}; check that the "
+                "server is running and SHOPSIGHT_CHROMA_URL points to it"
+            ) from exc
+
+    return wrapper
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Socket and httpx transport errors, and Chroma's own "could not connect" errors."""
+    try:
+        import httpx
+
+        transport: tuple[type[BaseException], ...] = (ConnectionError, httpx.TransportError)
+    except ImportError:  # pragma: no cover - httpx comes with chromadb
+        transport = (ConnectionError,)
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, transport):
+            return True
+        if error is not None and "could not connect" in str(error).lower():
+            return True
+    return False
 
 
 class KnowledgeStore:
@@ -64,6 +107,8 @@ class KnowledgeStore:
         from chromadb.config import Settings as ChromaSettings
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        if url and "://" not in url:
+            url = f"http://{url}"
         self.location = url or str(path)
         try:
             if url:
@@ -83,16 +128,25 @@ class KnowledgeStore:
         except StoreUnavailable:
             raise
         except Exception as exc:
+            hint = (
+                "check that the server is running and SHOPSIGHT_CHROMA_URL points to it"
+                if url
+                else "check that the folder is writable (SHOPSIGHT_CHROMA_PATH)"
+            )
             raise StoreUnavailable(
-                f"cannot open the Chroma store at {self.location}: {exc}. Check that the server is "
-                "running (SHOPSIGHT_CHROMA_URL) or that the folder is writable (SHOPSIGHT_CHROMA_PATH)."
+                f"cannot open the Chroma store at {self.location}: {_one_line(exc)}; {hint}"
             ) from exc
         self.prefix = prefix
         self.hnsw = hnsw or HnswSettings()
         self._collections: dict[CollectionKind, Any] = {}
 
+    @_reachable
     def collection(self, kind: CollectionKind, encoder: str | None = None) -> Any:
-        """The collection of `kind`; created with cosine HNSW on first use, checked for its encoder."""
+        """The collection of `kind`; created with cosine HNSW on first use, checked for its encoder.
+
+        A collection made before any encoder was known (say by `kb stats` on an empty store) is
+        labelled with the first encoder that writes to it, so a later mix-up is still caught.
+        """
         cached = self._collections.get(kind)
         if cached is not None:
             self._check_encoder(cached, kind, encoder)
@@ -123,17 +177,35 @@ class KnowledgeStore:
                 f"the {kind} collection was built with encoder {stored!r}, not {encoder!r}: "
                 "set SHOPSIGHT_TEXT_EMBEDDER back, or run `shopsight kb reset` and ingest again"
             )
+        if encoder and not stored:
+            collection.modify(metadata={**(collection.metadata or {}), "encoder": encoder})
 
+    def encoder_of(self, kind: CollectionKind) -> str | None:
+        """The encoder a collection was built with, if it says."""
+        return (self.collection(kind).metadata or {}).get("encoder")
+
+    @_reachable
     def stored_hashes(self, kind: CollectionKind, ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the records among `ids` that exist already."""
+        return {
+            record_id: str(meta.get("content_hash", ""))
+            for record_id, meta in self.stored_metadata(kind, ids).items()
+        }
+
+    @_reachable
+    def stored_metadata(
+        self, kind: CollectionKind, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Metadata of the records among `ids` that exist already."""
         if not ids:
             return {}
-        found = self.collection(kind).get(ids=list(ids), include=["metadatas"])
+        found = self.collection(kind).get(ids=list(dict.fromkeys(ids)), include=["metadatas"])
         return {
-            record_id: str((meta or {}).get("content_hash", ""))
+            record_id: dict(meta or {})
             for record_id, meta in zip(found["ids"], found["metadatas"] or [], strict=False)
         }
 
+    @_reachable
     def upsert(
         self,
         kind: CollectionKind,
@@ -151,11 +223,39 @@ class KnowledgeStore:
             metadatas=[_clean_metadata(m) for m in metadatas],
         )
 
-    def delete(self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None) -> int:
+    @_reachable
+    def refresh(
+        self,
+        kind: CollectionKind,
+        ids: Sequence[str],
+        documents: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Replace documents and metadata but keep the stored vectors (nothing is re-embedded)."""
+        if not ids:
+            return
+        collection = self.collection(kind)
+        found = collection.get(ids=list(ids), include=["embeddings"])
+        vectors = dict(zip(found["ids"], found["embeddings"], strict=True))
+        missing = [record_id for record_id in ids if record_id not in vectors]
+        if missing:
+            raise KeyError(f"cannot refresh records that are not stored: {missing[:5]}")
+        self.upsert(kind, ids, np.asarray([vectors[i] for i in ids]), documents, metadatas)
+
+    @_reachable
+    def ids(self, kind: CollectionKind, where: Where | None = None) -> list[str]:
+        """Ids of all records, or of those matching a metadata filter."""
+        found = self.collection(kind).get(where=dict(where) if where else None, include=[])
+        return list(found["ids"])
+
+    @_reachable
+    def delete(
+        self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None
+    ) -> int:
         """Delete by ids or by a metadata filter; returns how many records went."""
         collection = self.collection(kind)
         if ids is not None:
-            doomed = collection.get(ids=list(ids), include=[])["ids"]
+            doomed = collection.get(ids=list(ids), include=[])["ids"] if ids else []
         elif where is not None:
             doomed = collection.get(where=dict(where), include=[])["ids"]
         else:
@@ -164,13 +264,14 @@ class KnowledgeStore:
             collection.delete(ids=doomed)
         return len(doomed)
 
+    @_reachable
     def query(
         self, kind: CollectionKind, vector: np.ndarray, k: int, where: Where | None = None
     ) -> list[Hit]:
         """Nearest records by cosine similarity (1 - Chroma's cosine distance), best first."""
         collection = self.collection(kind)
         total = collection.count()
-        if total == 0:
+        if total == 0 or k <= 0:
             return []
         result = collection.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
@@ -179,7 +280,12 @@ class KnowledgeStore:
             include=["documents", "metadatas", "distances"],
         )
         return [
-            Hit(id=record_id, score=1.0 - float(distance), document=document or "", metadata=dict(meta or {}))
+            Hit(
+                id=record_id,
+                score=1.0 - float(distance),
+                document=document or "",
+                metadata=dict(meta or {}),
+            )
             for record_id, distance, document, meta in zip(
                 result["ids"][0],
                 result["distances"][0],
@@ -189,7 +295,10 @@ class KnowledgeStore:
             )
         ]
 
-    def get(self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None) -> list[Hit]:
+    @_reachable
+    def get(
+        self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None
+    ) -> list[Hit]:
         """Records by id or filter, without similarity (score 0)."""
         found = self.collection(kind).get(
             ids=list(ids) if ids is not None else None,
@@ -203,14 +312,17 @@ class KnowledgeStore:
             )
         ]
 
+    @_reachable
     def count(self, kind: CollectionKind) -> int:
         return int(self.collection(kind).count())
 
+    @_reachable
     def reset(self) -> None:
         """Drop the three collections (and nothing else on a shared server)."""
+        existing = {c.name for c in self.client.list_collections()}
         for kind in COLLECTION_KINDS:
             name = f"{self.prefix}_{kind}"
-            if name in {c.name for c in self.client.list_collections()}:
+            if name in existing:
                 self.client.delete_collection(name)
         self._collections.clear()
 
@@ -223,3 +335,8 @@ def _clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             continue
         clean[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
     return clean
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.rstrip(".")

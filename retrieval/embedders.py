@@ -67,10 +67,8 @@ class E5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if kind == "query":
-                rows = [self._model.query(text) for text in texts]
-            else:
-                rows = list(self._model.passage(list(texts)))
+            encode = self._model.query if kind == "query" else self._model.passage
+            rows = list(encode(list(texts)))
         return l2_normalise(np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim))
 
 

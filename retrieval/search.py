@@ -25,7 +25,9 @@ class ProductMatch(BaseModel):
     price: float | None = None
     currency: str | None = None
     stock: int | None = None
-    matched_image: str | None = Field(None, description="Path of the product image that matched best.")
+    matched_image: str | None = Field(
+        None, description="Path of the product image that matched best."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -40,7 +42,9 @@ class ArticleMatch(BaseModel):
     language: str = "en"
 
 
-def product_from_metadata(product_id: str, score: float, meta: dict[str, Any], matched_image: str | None = None) -> ProductMatch:
+def product_from_metadata(
+    product_id: str, score: float, meta: dict[str, Any], matched_image: str | None = None
+) -> ProductMatch:
     return ProductMatch(
         product_id=product_id,
         title=str(meta.get("title", product_id)),
@@ -70,7 +74,10 @@ class TextSearcher:
     def products(self, query: str, k: int = 5, where: Where | None = None) -> list[ProductMatch]:
         vector = self.embedder.embed_texts([query], kind="query")[0]
         self.store.collection("products", encoder=self.embedder.name)
-        return [product_from_metadata(h.id, h.score, h.metadata) for h in self.store.query("products", vector, k, where)]
+        return [
+            product_from_metadata(h.id, h.score, h.metadata)
+            for h in self.store.query("products", vector, k, where)
+        ]
 
 
 def _dedup_articles(hits: Sequence[Hit], k: int) -> list[ArticleMatch]:
@@ -104,11 +111,15 @@ class PhotoSearcher:
         self.store = store
         self.encoder = encoder
 
-    def search(self, image: Image.Image, k: int = 5, where: Where | None = None) -> list[ProductMatch]:
+    def search(
+        self, image: Image.Image, k: int = 5, where: Where | None = None
+    ) -> list[ProductMatch]:
         vector = self.encoder.embed_images([image])[0]
         return self.search_vector(vector, k, where)
 
-    def search_vector(self, vector: np.ndarray, k: int = 5, where: Where | None = None) -> list[ProductMatch]:
+    def search_vector(
+        self, vector: np.ndarray, k: int = 5, where: Where | None = None
+    ) -> list[ProductMatch]:
         hits = self.store.query("images", vector, k * 4, where)
         best: dict[str, Hit] = {}
         for hit in hits:
@@ -116,9 +127,18 @@ class PhotoSearcher:
             if product_id not in best or hit.score > best[product_id].score:
                 best[product_id] = hit
         ranked = sorted(best.items(), key=lambda item: item[1].score, reverse=True)[:k]
-        details = {h.id: h.metadata for h in self.store.get("products", ids=[pid for pid, _ in ranked])}
+        details = {
+            h.id: h.metadata for h in self.store.get("products", ids=[pid for pid, _ in ranked])
+        }
         return [
-            product_from_metadata(pid, hit.score, details.get(pid, {"title": hit.document, "category": hit.metadata.get("category", "")}), str(hit.metadata.get("path")))
+            product_from_metadata(
+                pid,
+                hit.score,
+                details.get(
+                    pid, {"title": hit.document, "category": hit.metadata.get("category", "")}
+                ),
+                str(hit.metadata.get("path")),
+            )
             for pid, hit in ranked
         ]
 

@@ -34,7 +34,13 @@ class EvalReport(BaseModel):
         return json_path, md_path
 
     def to_markdown(self) -> str:
-        lines = [f"# Evaluation: {self.task}", "", f"- data: `{self.data}`", f"- time: {self.seconds:.1f} s", ""]
+        lines = [
+            f"# Evaluation: {self.task}",
+            "",
+            f"- data: `{self.data}`",
+            f"- time: {self.seconds:.1f} s",
+            "",
+        ]
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in self.metrics.items()]
         if self.settings:
@@ -45,7 +51,11 @@ class EvalReport(BaseModel):
             if isinstance(value, str):
                 lines.append(value)
             else:
-                lines += ["```json", json.dumps(value, ensure_ascii=False, indent=2, default=_jsonable), "```"]
+                lines += [
+                    "```json",
+                    json.dumps(value, ensure_ascii=False, indent=2, default=_jsonable),
+                    "```",
+                ]
         return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,181 @@
+"""Conversation memory: sessions and turns in SQL (SQLite file by default, PostgreSQL by URL).
+
+Only redacted text is stored. Deleting a session erases its turns and evidence with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+
+class SessionState(BaseModel):
+    """What the engine remembers between turns of one conversation."""
+
+    language: str = "en"
+    context_product_id: str | None = None
+    candidate_product_ids: list[str] = Field(default_factory=list)
+    sentiment: dict[str, Any] = Field(default_factory=dict)
+    unresolved: dict[str, int] = Field(default_factory=dict)
+    last_intent: str | None = None
+    escalated: bool = False
+    turn_count: int = 0
+
+
+class TurnRecord(BaseModel):
+    index: int
+    created_at: dt.datetime
+    text: str
+    evidence_id: str
+    result: dict[str, Any]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _SessionRow(_Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    turns: Mapped[list[_TurnRow]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="_TurnRow.index"
+    )
+
+
+class _TurnRow(_Base):
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str] = mapped_column(Text)
+    evidence_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    session: Mapped[_SessionRow] = relationship(back_populates="turns")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ConversationMemory:
+    """Persistent sessions; safe to share between threads (one short transaction per call)."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _Base.metadata.create_all(self.engine)
+        self._lock = threading.Lock()
+
+    def load_state(self, session_id: str) -> SessionState:
+        with Session(self.engine) as db:
+            row = db.get(_SessionRow, session_id)
+            return SessionState.model_validate(row.state) if row else SessionState()
+
+    def save_turn(
+        self,
+        session_id: str,
+        state: SessionState,
+        text: str,
+        evidence_id: str,
+        result: dict[str, Any],
+    ) -> int:
+        """Store the turn and the new state atomically; returns the turn's index."""
+        with self._lock, Session(self.engine) as db, db.begin():
+            row = db.get(_SessionRow, session_id)
+            now = _now()
+            if row is None:
+                row = _SessionRow(id=session_id, created_at=now, updated_at=now, state={})
+                db.add(row)
+            row.state = json.loads(state.model_dump_json())
+            row.updated_at = now
+            index = len(row.turns)
+            row.turns.append(
+                _TurnRow(
+                    index=index, created_at=now, text=text, evidence_id=evidence_id, result=result
+                )
+            )
+            return index
+
+    def history(self, session_id: str) -> list[TurnRecord]:
+        with Session(self.engine) as db:
+            rows = db.scalars(
+                select(_TurnRow).where(_TurnRow.session_id == session_id).order_by(_TurnRow.index)
+            )
+            return [
+                TurnRecord(
+                    index=r.index,
+                    created_at=r.created_at,
+                    text=r.text,
+                    evidence_id=r.evidence_id,
+                    result=r.result,
+                )
+                for r in rows
+            ]
+
+    def turn_by_evidence(self, evidence_id: str) -> tuple[str, TurnRecord] | None:
+        with Session(self.engine) as db:
+            row = db.scalars(select(_TurnRow).where(_TurnRow.evidence_id == evidence_id)).first()
+            if row is None:
+                return None
+            record = TurnRecord(
+                index=row.index,
+                created_at=row.created_at,
+                text=row.text,
+                evidence_id=row.evidence_id,
+                result=row.result,
+            )
+            return row.session_id, record
+
+    def sessions(self, limit: int = 50) -> list[tuple[str, dt.datetime, SessionState]]:
+        """Most recently active sessions first (the agent console lists these)."""
+        with Session(self.engine) as db:
+            rows = db.scalars(
+                select(_SessionRow).order_by(_SessionRow.updated_at.desc()).limit(limit)
+            )
+            return [(r.id, r.updated_at, SessionState.model_validate(r.state)) for r in rows]
+
+    def delete(self, session_id: str) -> bool:
+        """Erase a session and all its turns; returns whether it existed."""
+        with self._lock, Session(self.engine) as db, db.begin():
+            db.execute(delete(_TurnRow).where(_TurnRow.session_id == session_id))
+            existed = db.get(_SessionRow, session_id) is not None
+            db.execute(delete(_SessionRow).where(_SessionRow.id == session_id))
+            return existed
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL lets readers run during a write; foreign keys make deletes cascade."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

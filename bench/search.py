@@ -1,0 +1,347 @@
+"""Search latency and ANN recall at the demo size and at 100,000 products.
+
+    python bench/search.py                          # demo size and 100k (100k built once)
+    python bench/search.py --sizes demo --json      # quick run
+    python bench/search.py --sizes 100000 --ef 100,400,1600
+
+For each catalogue size N it fills a Chroma store under `--root` (default `data/bench/`, reused
+by later runs; a killed build resumes) with N synthetic product-text vectors (384-d) and N
+synthetic product-image vectors (1280-d): seeded random unit vectors, the hardest case for an
+HNSW graph. It then measures, as medians over `--repeats` repeats of `--queries` queries:
+
+- text search: the real query embedder plus `TextSearcher.products` (k=10) on the store;
+- photo search: the real image encoder on every query view plus `PhotoMatcher.search` (k=10),
+  once over the store's HNSW index and once over an exact in-memory copy of the vectors;
+- recall@10 of Chroma's HNSW against exact search for each `--ef` value of `ef_search`, with
+  queries near a stored vector (cosine ≈ 0.8, like a photo of a listed product) and random ones;
+- exact numpy search alone, and how long copying all image vectors out of Chroma takes.
+
+Chroma reads `ef_search` when it loads a collection: the benchmark sets it with
+`collection.modify` and reopens the client for each value, so one built index serves them all.
+The JSON result goes to `--out/search.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from knowledge_base.store import CollectionKind, HnswSettings, KnowledgeStore
+from retrieval.embedders import l2_normalise
+from retrieval.photo_search import ArrayImageIndex, PhotoMatcher, StoreImageIndex
+
+TEXT_DIM = 384
+IMAGE_DIM = 1280
+CHUNK = 5000
+BATCH = 2000
+DEMO_SHOP = Path(__file__).resolve().parent.parent / "knowledge_base" / "demo_shop"
+TEXT_QUERIES = (
+    "waterproof hiking boots",
+    "red summer dress with short sleeves",
+    "warm winter jacket for kids",
+    "退货政策是什么？",
+    "cotton t-shirt size L",
+    "leather belt brown",
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    sizes: tuple[int, ...]
+    queries: int
+    repeats: int
+    ef_values: tuple[int, ...]
+    hnsw: HnswSettings
+    text_embedder: str
+    root: Path
+    seed: int = 7
+
+
+def demo_size() -> int:
+    """Products in the bundled demo shop (the size `--sizes demo` stands for)."""
+    data = json.loads((DEMO_SHOP / "products.json").read_text(encoding="utf-8"))
+    return len(data["products"] if isinstance(data, dict) else data)
+
+
+def synthetic_vectors(start: int, stop: int, dim: int, seed: int) -> np.ndarray:
+    """Rows start..stop of an endless seeded sequence: a larger catalogue extends a smaller one."""
+    chunks = []
+    for chunk in range(start // CHUNK, (stop - 1) // CHUNK + 1):
+        rows = np.random.default_rng([seed, dim, chunk]).standard_normal((CHUNK, dim))
+        low, high = max(start, chunk * CHUNK), min(stop, (chunk + 1) * CHUNK)
+        chunks.append(rows[low - chunk * CHUNK : high - chunk * CHUNK])
+    return l2_normalise(np.concatenate(chunks))
+
+
+def store_folder(config: BenchConfig, size: int) -> Path:
+    h = config.hnsw
+    return config.root / f"chroma-{size}-m{h.max_neighbors}-c{h.ef_construction}-s{config.seed}"
+
+
+def open_store(config: BenchConfig, size: int) -> KnowledgeStore:
+    return KnowledgeStore(path=store_folder(config, size), prefix="bench", hnsw=config.hnsw)
+
+
+def build(config: BenchConfig, size: int, text_name: str, image_name: str) -> dict[str, float]:
+    """Fill the store up to `size` records per collection; returns insert rates (vectors/s),
+    remembered in `build.json` so a later run still reports them."""
+    record = store_folder(config, size) / "build.json"
+    rates: dict[str, float] = json.loads(record.read_text()) if record.exists() else {}
+    store = open_store(config, size)
+    kinds: tuple[tuple[CollectionKind, int, str], ...] = (
+        ("products", TEXT_DIM, text_name),
+        ("images", IMAGE_DIM, image_name),
+    )
+    for kind, dim, encoder in kinds:
+        store.collection(kind, encoder=encoder)
+        have = store.count(kind)
+        if have >= size:
+            continue
+        started = time.perf_counter()
+        with tqdm(total=size, initial=have, desc=f"build {kind} {size}", unit="vec") as bar:
+            for low in range(have, size, BATCH):
+                high = min(size, low + BATCH)
+                metas = [
+                    {"product_id": f"p{i}", "title": f"product {i}", "category": f"c{i % 10}"}
+                    for i in range(low, high)
+                ]
+                store.upsert(
+                    kind,
+                    [f"p{i}" if kind == "products" else f"p{i}#img0" for i in range(low, high)],
+                    synthetic_vectors(low, high, dim, config.seed),
+                    [m["title"] for m in metas],
+                    metas,
+                )
+                bar.update(high - low)
+        rates[f"{kind}_insert_per_s"] = round((size - have) / (time.perf_counter() - started), 1)
+        record.write_text(json.dumps(rates))
+    return rates
+
+
+def reopen_with_ef(config: BenchConfig, size: int, ef: int) -> KnowledgeStore:
+    """Set ef_search and reopen: Chroma applies it only when the collection is loaded again."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    # A client that has just written may still hold SQLite's write lock: start from a fresh one.
+    SharedSystemClient.clear_system_cache()
+    store = open_store(config, size)
+    for kind in ("products", "images"):
+        store.collection(kind).modify(configuration={"hnsw": {"ef_search": ef}})
+    SharedSystemClient.clear_system_cache()
+    return open_store(config, size)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": 1000 * ordered[len(ordered) // 2],
+        "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+    }
+
+
+def timed(repeats: int, queries: int, call: Callable[[int], object]) -> dict[str, float]:
+    """Median over repeats of each repeat's p50 and p95 (after one untimed warm-up call)."""
+    call(0)
+    runs = []
+    for _ in range(repeats):
+        samples = []
+        for q in range(queries):
+            started = time.perf_counter()
+            call(q)
+            samples.append(time.perf_counter() - started)
+        runs.append(percentiles(samples))
+    return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+
+
+def query_photos(count: int, seed: int) -> list[Image.Image]:
+    """Seeded synthetic photos: latency does not depend on what the picture shows."""
+    rng = np.random.default_rng(seed)
+    photos = []
+    for _ in range(count):
+        image = Image.new("RGB", (480, 640), tuple(int(c) for c in rng.integers(180, 255, 3)))
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x0, y0 = int(rng.integers(0, 400)), int(rng.integers(0, 560))
+            box = (x0, y0, x0 + int(rng.integers(40, 200)), y0 + int(rng.integers(40, 200)))
+            draw.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        photos.append(image)
+    return photos
+
+
+def probe_queries(matrix: np.ndarray, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Near-duplicates of stored rows (cosine ≈ 0.8 to their source) and pure random vectors."""
+    rng = np.random.default_rng(seed)
+    rows = matrix[rng.integers(0, len(matrix), count)]
+    near = l2_normalise(rows + 0.75 * l2_normalise(rng.standard_normal(rows.shape)))
+    return {"planted": near, "random": l2_normalise(rng.standard_normal(rows.shape))}
+
+
+def ann_recall(
+    collection: Any, exact: np.ndarray, queries: np.ndarray, k: int = 10
+) -> dict[str, float]:
+    """Mean recall@k of the collection against exact top-k, and the raw query latency."""
+    found, samples = [], []
+    for vector in queries:
+        started = time.perf_counter()
+        result = collection.query(query_embeddings=[vector], n_results=k, include=[])
+        samples.append(time.perf_counter() - started)
+        found.append({int(i.split("#")[0][1:]) for i in result["ids"][0]})
+    truth = np.argsort(-(queries @ exact.T), axis=1)[:, :k]
+    recalls = [len(f & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)]
+    return {"recall@10": round(float(np.mean(recalls)), 4), **percentiles(samples)}
+
+
+def mirror_seconds(store: KnowledgeStore) -> float:
+    """Time to copy every image vector out of Chroma (what an exact in-memory index costs)."""
+    collection = store.collection("images")
+    started = time.perf_counter()
+    for offset in range(0, collection.count(), 10_000):
+        collection.get(include=["embeddings", "metadatas"], limit=10_000, offset=offset)
+    return round(time.perf_counter() - started, 2)
+
+
+def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
+    from retrieval.models import get_image_encoder, get_text_embedder
+    from retrieval.search import TextSearcher
+
+    encoder = get_image_encoder()
+    embedder = get_text_embedder(config.text_embedder)
+    result: dict[str, Any] = {"size": size, **build(config, size, embedder.name, encoder.name)}
+    images = synthetic_vectors(0, size, IMAGE_DIM, config.seed)
+    texts = synthetic_vectors(0, size, TEXT_DIM, config.seed)
+
+    result["ann"] = {}
+    for ef in tqdm(config.ef_values, desc=f"ef_search sweep at {size}", unit="ef"):
+        store = reopen_with_ef(config, size, ef)
+        entry: dict[str, Any] = {}
+        collections: tuple[tuple[CollectionKind, np.ndarray], ...] = (
+            ("images", images),
+            ("products", texts),
+        )
+        for kind, matrix in collections:
+            for probe, vectors in probe_queries(matrix, config.queries, config.seed + 1).items():
+                entry[f"{kind}_{probe}"] = ann_recall(store.collection(kind), matrix, vectors)
+        result["ann"][str(ef)] = entry
+
+    store = reopen_with_ef(config, size, config.hnsw.ef_search)
+    result["ef_search"] = config.hnsw.ef_search
+    searcher = TextSearcher(store, embedder)
+    result["text_search"] = timed(
+        config.repeats,
+        config.queries,
+        lambda q: searcher.products(TEXT_QUERIES[q % len(TEXT_QUERIES)], k=10),
+    )
+    photos = query_photos(config.queries, config.seed)
+    matcher = PhotoMatcher(StoreImageIndex(store, encoder.name), encoder)
+    result["photo_search_hnsw"] = timed(
+        config.repeats, config.queries, lambda q: matcher.search(photos[q], k=10)
+    )
+    exact = ArrayImageIndex(
+        images, [f"p{i}" for i in range(size)], [f"c{i % 10}" for i in range(size)]
+    )
+    exact_matcher = PhotoMatcher(exact, encoder)
+    result["photo_search_exact"] = timed(
+        config.repeats, config.queries, lambda q: exact_matcher.search(photos[q], k=10)
+    )
+    probes = probe_queries(images, config.queries, config.seed + 2)["planted"]
+    result["exact_numpy_top10"] = timed(
+        config.repeats, config.queries, lambda q: np.argpartition(-(images @ probes[q]), 10)[:10]
+    )
+    result["image_encoder_one_view"] = timed(
+        config.repeats, config.queries, lambda q: encoder.embed_images([photos[q]])
+    )
+    result["views"] = list(matcher.config.views)
+    result["mirror_load_s"] = mirror_seconds(store)
+    return result
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| size | text p50/p95 ms | photo HNSW p50/p95 ms | photo exact p50/p95 ms | "
+        "encoder (1 view) p50 ms | exact top-10 p50 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        t, h, e = r["text_search"], r["photo_search_hnsw"], r["photo_search_exact"]
+        lines.append(
+            f"| {r['size']} | {t['p50_ms']}/{t['p95_ms']} | {h['p50_ms']}/{h['p95_ms']} | "
+            f"{e['p50_ms']}/{e['p95_ms']} | {r['image_encoder_one_view']['p50_ms']} | "
+            f"{r['exact_numpy_top10']['p50_ms']} |"
+        )
+    lines += [
+        "",
+        "| size | ef_search | collection | queries | recall@10 | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for ef, entry in r["ann"].items():
+            for name, value in entry.items():
+                kind, probe = name.split("_")
+                lines.append(
+                    f"| {r['size']} | {ef} | {kind} | {probe} | {value['recall@10']} | "
+                    f"{value['p50_ms']:.2f} | {value['p95_ms']:.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    return tuple(demo_size() if part == "demo" else int(part) for part in text.split(","))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--sizes", default="demo,100000", help="Catalogue sizes; demo = demo shop.")
+    parser.add_argument("--queries", type=int, default=100, help="Queries per repeat.")
+    parser.add_argument("--repeats", type=int, default=3, help="Repeats; medians are reported.")
+    parser.add_argument("--ef", default="50,200,800", help="ef_search values to sweep.")
+    parser.add_argument("--m", type=int, default=32, help="HNSW max_neighbors (M), set at build.")
+    parser.add_argument("--ef-construction", type=int, default=200, help="Set at build.")
+    parser.add_argument("--ef-search", type=int, default=200, help="ef_search for the timings.")
+    parser.add_argument("--text-embedder", default="e5", choices=["e5", "minilm", "hash"])
+    parser.add_argument("--root", type=Path, default=Path("data/bench"), help="Index cache.")
+    parser.add_argument("--out", type=Path, default=None, help="Result folder (default: --root).")
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
+    args = parser.parse_args(argv)
+    try:
+        sizes, ef_values = parse_ints(args.sizes), parse_ints(args.ef)
+    except ValueError:
+        print(f"error: --sizes/--ef take comma-separated integers: {args.sizes!r}", file=sys.stderr)
+        return 2
+    config = BenchConfig(
+        sizes=sizes,
+        queries=args.queries,
+        repeats=args.repeats,
+        ef_values=ef_values,
+        hnsw=HnswSettings(args.m, args.ef_construction, args.ef_search),
+        text_embedder=args.text_embedder,
+        root=args.root,
+    )
+    import torch
+
+    results = [bench_size(config, size) for size in sizes]
+    payload = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "torch_threads": torch.get_num_threads(),
+        "config": {**asdict(config), "root": str(config.root)},
+        "results": results,
+    }
+    out = args.out or args.root
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    print(json.dumps(payload, indent=2, default=str) if args.json else render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
