@@ -32,8 +32,10 @@ test: install
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "unit" $(PYTEST_ARGS)
 
+# Medians of repeats; `bench/search.py --sizes 100000` adds the 100k-product scale run.
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/search.py --sizes demo
 
 demo: install
 	$(VENV)/bin/shopsight demo

@@ -294,7 +294,9 @@ def demo(as_json: JsonOption = False) -> None:
 
     with _user_errors(), _stdout_to_stderr():
         components = _components()
-        report = components.ingestor.ingest(load_paths([DEMO_SHOP]))
+        report = components.ingestor.ingest(
+            load_paths([DEMO_SHOP / "products.json", DEMO_SHOP / "articles"])
+        )
         searcher = components.text_searcher
         examples = ["how long does delivery take?", "退货政策是什么？", "waterproof hiking boots"]
         results: list[dict[str, Any]] = [

@@ -6,6 +6,7 @@ The CLI, the REST API and the UI all call `Engine.handle_turn`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -61,6 +62,11 @@ TICKET_INTENTS: dict[str, Literal["damaged_item", "wrong_item", "return", "warra
     "warranty": "warranty",
     "return_refund": "return",
 }
+_DAMAGE = re.compile(
+    r"\b(broken|broke|damaged|cracked|torn|ripped|smashed|dented|defective|faulty|wrong item|stain\w*)\b"
+    r"|坏了|破了|破损|损坏|裂|碎了|发错|错发|有瑕疵|质量问题",
+    re.IGNORECASE,
+)
 _FOLLOW_UP = (
     "it",
     "this",
@@ -93,7 +99,7 @@ class Perception(Protocol):
 class EngineConfig:
     limits: Limits = field(default_factory=Limits)
     thresholds: PolicyThresholds = field(default_factory=PolicyThresholds)
-    article_min_score: float = 0.8
+    article_min_score: float = 0.85
     product_text_min_score: float = 0.86
     trend_alpha: float = 0.5
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     max_text_chars: int = Field(4000, ge=1, description="Longest accepted chat message.")
     article_min_score: float = Field(
-        0.8, description="Dense similarity under which an article is not cited as an answer."
+        0.85, description="Dense similarity under which an article is not cited as an answer."
     )
     product_text_min_score: float = Field(
         0.86, description="Dense similarity for a product named in text to become the context."

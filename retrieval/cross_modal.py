@@ -345,6 +345,7 @@ def build_cross_modal_searcher(
     image_weight: float = 0.25,
     max_image_pixels: int = 40_000_000,
     max_image_side: int = 1024,
+    text_search: TextRanking | None = None,
 ) -> CrossModalSearcher | None:
     """The fused searcher for the configured space, or None when there is none.
 
@@ -364,4 +365,6 @@ def build_cross_modal_searcher(
         head_space = HeadSpace(head, text_embedder)
         store.collection("images", encoder=head_space.image_encoder)
         space = head_space
-    return CrossModalSearcher(store, text_embedder, space, image_weight=image_weight)
+    return CrossModalSearcher(
+        store, text_embedder, space, image_weight=image_weight, text_search=text_search
+    )

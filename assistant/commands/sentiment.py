@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from assistant.sentiment_training import ZH_MAX_EXAMPLES
 from assistant.settings import get_settings
 from retrieval.offline import MissingDependency
+
+if TYPE_CHECKING:
+    from retrieval.evaluation.report import EvalReport
 
 console = Console()
 err_console = Console(stderr=True)
@@ -184,14 +187,14 @@ def train_sentiment_command(
         _print_json({"model": str(folder), "heads": summary})
         return
     table = Table(
-        "language",
+        "lang",
         "method",
-        "held-out accuracy",
+        "accuracy",
         "macro-F1",
         "lexicon",
         "frozen LR",
-        "examples",
-        title=f"Sentiment heads saved in {folder}",
+        "train/test",
+        title=f"Held-out accuracy; saved in {folder}",
     )
     for language_code, row in summary.items():
         baseline = row.get("embedding_lr_accuracy")
@@ -202,7 +205,7 @@ def train_sentiment_command(
             f"{row['macro_f1']:.4f}",
             f"{row['lexicon_accuracy']:.4f}",
             "-" if baseline is None else f"{baseline:.4f}",
-            f"{int(row['train_examples'])} train / {int(row['test_examples'])} test",
+            f"{int(row['train_examples'])}/{int(row['test_examples'])}",
         )
     console.print(table)
     if "zh" in summary:
@@ -299,12 +302,19 @@ def eval_sentiment_command(
         details: dict[str, Any] = {}
         for part in parts:
             code = part.test.language
+            baseline_embedder = embedder or _default_embedder(code)
+            head = heads.get(code, {})
+            same_as_trained = (
+                head.get("method") == "embedding-lr" and head.get("embedder") == baseline_embedder
+            )
+            if same_as_trained and "baseline" in models and "trained" in models:
+                details[f"{code}/baseline"] = {"model": "the trained head is this baseline"}
             reports = evaluate_sentiment(
                 part,
-                models,
+                [m for m in models if not (m == "baseline" and same_as_trained)],
                 folder if has_model else None,
                 report_dir,
-                embedder or _default_embedder(code),
+                baseline_embedder,
                 progress=not as_json,
             )
             for name, report in reports.items():
@@ -333,7 +343,7 @@ def eval_sentiment_command(
     _render(summary)
 
 
-def _render(summary: Any) -> None:
+def _render(summary: EvalReport) -> None:
     table = Table("language", "model", "accuracy", "macro-F1", "examples", title="Sentiment")
     for name, value in summary.metrics.items():
         code, model, metric = [*name.split("/"), "", ""][:3]

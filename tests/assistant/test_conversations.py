@@ -188,7 +188,7 @@ def test_agent_gets_three_ranked_suggestions_and_a_summary(engine: Engine) -> No
 def test_chat_script_prints_each_turn_as_json(
     components: Components, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assistant.cli import app
+    from assistant.main import app
 
     (tmp_path / "photo.jpg").write_bytes(customer_photo("sneaker-canvas-red"))
     script = tmp_path / "script.yaml"

@@ -410,7 +410,12 @@ def test_fine_tuned_minilm_is_saved_and_loaded_with_identical_scores(
 ) -> None:
     data = load_sentiment_csv(reviews_csv, "sentence", "label", "product")
     config = TrainConfig(
-        methods=("finetune-lexicon",), epochs=1, max_seq_len=16, trainable_layers=1, batch_size=8
+        methods=("finetune-lexicon",),
+        epochs=2,
+        max_seq_len=16,
+        trainable_layers=1,
+        batch_size=4,
+        head_learning_rate=1e-2,
     )
     result = train_head(data, config, progress=False)
     assert result.method == "finetune-lexicon"

@@ -1,0 +1,102 @@
+"""Ingestion throughput: images/s and text chunks/s with the real encoders, median of repeats.
+
+Usage: python bench/ingest.py [--images 96] [--articles 40] [--repeats 3] [--json]
+Each repeat ingests freshly generated data into an empty embedded store, so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from assistant.components import Components
+from assistant.settings import Settings
+from knowledge_base.loaders import load_paths
+
+_WORDS = [
+    "order",
+    "parcel",
+    "delivery",
+    "refund",
+    "return",
+    "exchange",
+    "warranty",
+    "payment",
+    "card",
+    "invoice",
+    "shipping",
+    "customs",
+    "size",
+    "colour",
+    "tracking",
+    "account",
+    "password",
+    "gift",
+    "voucher",
+    "damaged",
+    "replacement",
+]
+
+
+def make_inputs(root: Path, images: int, articles: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for index in range(images):
+        folder = root / "photos" / f"class{index % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize((400, 533), Image.Resampling.BICUBIC).save(
+            folder / f"{index}.jpg"
+        )
+    docs = root / "articles"
+    docs.mkdir(parents=True, exist_ok=True)
+    for index in range(articles):
+        body = "\n\n".join(" ".join(rng.choice(_WORDS, size=60)) + "." for _ in range(4))
+        (docs / f"a{index}.md").write_text(f"---\nid: a{index}\n---\n# Article {index}\n\n{body}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--articles", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    image_rates, chunk_rates = [], []
+    for repeat in range(args.repeats + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            make_inputs(root, args.images, args.articles, seed=repeat)
+            components = Components(Settings(data_dir=root / "data"), progress=False)
+            photos = components.ingestor.ingest(load_paths([root / "photos"]))
+            texts = components.ingestor.ingest(load_paths([root / "articles"]))
+            if repeat == 0:
+                continue  # warm-up: model loading and first-call costs
+            image_rates.append(photos.images_embedded / photos.seconds)
+            chunk_rates.append(texts.chunks_embedded / texts.seconds)
+    result = {
+        "images_per_s_median": round(statistics.median(image_rates), 1),
+        "chunks_per_s_median": round(statistics.median(chunk_rates), 1),
+        "images_per_s_runs": [round(r, 1) for r in image_rates],
+        "chunks_per_s_runs": [round(r, 1) for r in chunk_rates],
+        "images": args.images,
+        "articles": args.articles,
+        "text_embedder": Settings().text_embedder,
+        "note": "image runs include product-text embedding of one short title per image",
+    }
+    print(
+        json.dumps(result, indent=2)
+        if args.json
+        else "\n".join(f"{k}: {v}" for k, v in result.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
