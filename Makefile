@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint format test test-fast bench demo clean
+.PHONY: install lint format test test-wip test-fast bench demo clean
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ format: install
 
 # pytest exits 5 when it collects nothing; that is not a failure of the code under test.
 test: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not wip" $(PYTEST_ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# Acceptance tests of capabilities still being finished (see README, "In progress").
+test-wip: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "wip" $(PYTEST_ARGS)
 
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "unit" $(PYTEST_ARGS)

@@ -7,8 +7,11 @@ and measured once on the held-out groups. Candidates, cheapest first:
 
 - `embedding-lr`: frozen sentence embeddings + logistic regression;
 - `embedding-lexicon-lr`: the same plus VADER's compound/pos/neg scores;
-- `finetune`: all-MiniLM-L6-v2 fine-tuned end to end with a linear head (English only);
+- `finetune`: the top layers of all-MiniLM-L6-v2 fine-tuned with a linear head (English only);
 - `finetune-lexicon`: the same with VADER's scores beside the pooled sentence vector.
+
+`evaluation_part` and `evaluate_sentiment` rebuild the very held-out part a head was measured
+on, so `eval sentiment` reports lexicon, frozen-embedding baseline and trained head side by side.
 """
 
 from __future__ import annotations
@@ -724,7 +727,9 @@ def evaluate_sentiment(
         elif model == "baseline" and part.train is not None:
             config = TrainConfig(language=language, embedder=embedder)
             memo = EmbeddingMemo(embedder)
-            scorers[model] = fit_embedding_head(part.train, config, False, memo, progress)
+            baseline = fit_embedding_head(part.train, config, False, memo, progress)
+            baseline.name = f"frozen {embedder} + logistic regression"
+            scorers[model] = baseline
         elif model == "trained" and analyzer and language in analyzer.trained_languages:
             scorers[model] = analyzer.scorer(language)
     reports: dict[str, EvalReport] = {}

@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +135,24 @@ def reopen_with_ef(config: BenchConfig, size: int, ef: int) -> KnowledgeStore:
     """Set ef_search and reopen: Chroma applies it only when the collection is loaded again."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    # A client that has just written may still hold SQLite's write lock: start from a fresh one.
-    SharedSystemClient.clear_system_cache()
     store = open_store(config, size)
+    settings = {"hnsw": {"ef_search": ef}}
     for kind in ("products", "images"):
-        store.collection(kind).modify(configuration={"hnsw": {"ef_search": ef}})
+        _retry_locked(partial(store.collection(kind).modify, configuration=settings))
     SharedSystemClient.clear_system_cache()
     return open_store(config, size)
+
+
+def _retry_locked(call: Callable[[], object], attempts: int = 30) -> None:
+    """Right after a bulk insert Chroma may still hold SQLite's write lock for a while."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except Exception as exc:
+            if "database is locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(2)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

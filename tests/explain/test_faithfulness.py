@@ -4,10 +4,12 @@ sentences and 50 clothing photos (skipped when ../shared/data is absent)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from assistant.sentiment import vader
@@ -38,10 +40,10 @@ def weighted_score(texts: list[str]) -> np.ndarray:
 
 
 def explanation_of(text: str, values: list[float]) -> TextExplanation:
-    tokens = text.split()
-    segments = [token + " " for token in tokens[:-1]] + [tokens[-1]]
+    pieces = text.split()
+    segments = [piece + " " for piece in pieces[:-1]] + [pieces[-1]]
     return TextExplanation(
-        tokens=tokens,
+        tokens=[piece.strip(",.!") for piece in pieces],
         values=values,
         base_value=0.0,
         output=float(weighted_score([text])[0]),
@@ -131,7 +133,7 @@ def test_image_margin_is_positive_on_the_right_region_and_negative_on_the_wrong_
 
 @pytest.mark.unit
 def test_blur_fill_keeps_colour_but_removes_detail() -> None:
-    stripes = np.zeros((100, 100, 3), dtype=np.uint8)
+    stripes = np.full((100, 100, 3), 155, dtype=np.uint8)
     stripes[:, ::2] = 255
     image = Image.fromarray(stripes)
     target = similarity_target(np.zeros(1))  # type: ignore[arg-type]
@@ -176,14 +178,20 @@ def test_shap_beats_random_word_deletion_on_50_review_sentences(shared_data: Pat
     assert summary.share_negative <= 0.1
 
 
-@pytest.fixture(scope="module")
-def clothing(shared_data: Path) -> tuple[GradCam, FeatureCache, list[Path], list[str]]:
+@pytest.fixture
+def clothing(shared_data: Path) -> Iterator[tuple[GradCam, FeatureCache, list[Path], list[str]]]:
+    """Grad-CAM, the shared feature cache and the training photos (the catalogue stand-in).
+
+    One torch thread: on a shared, oversubscribed machine two threads ran ~20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     encoder = get_image_encoder()
-    return (
+    yield (
         GradCam(encoder),
         FeatureCache(Path("data/cache"), encoder),
         *list_image_folder(shared_data / "clothing-small" / "train"),
     )
+    torch.set_num_threads(threads)
 
 
 def validation_photos(shared_data: Path) -> list[Path]:

@@ -414,7 +414,7 @@ def test_cli_help_and_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_clothing_validation_subset_recall(shared_data: Path) -> None:
+def test_clothing_validation_subset_recall(shared_data: Path, tmp_path: Path) -> None:
     """The real encoder on 120 validation products (shared feature cache when present)."""
     from retrieval.models import get_image_encoder
 
@@ -425,8 +425,6 @@ def test_clothing_validation_subset_recall(shared_data: Path) -> None:
     root = Path(__file__).resolve().parents[2] / "data" / "cache"
     cache = FeatureCache(root, encoder)
     query_cache = FeatureCache(root, encoder, max_side=1024)
-    report = evaluate_photo_search(
-        encoder, catalogue, cache, query_cache, root.parent / "reports" / "test", progress=False
-    )
+    report = evaluate_photo_search(encoder, catalogue, cache, query_cache, tmp_path, progress=False)
     assert report.metrics["recall@1"] >= 0.93
     assert report.metrics["recall@5"] >= 0.97
