@@ -63,7 +63,7 @@ METHODS: tuple[Method, ...] = (
     "finetune",
     "finetune-lexicon",
 )
-ZH_MAX_EXAMPLES = 3000
+ZH_MAX_EXAMPLES = 1200
 _WORDS: dict[str, Label] = {
     "positive": "positive",
     "pos": "positive",
@@ -108,7 +108,7 @@ class TrainConfig:
     test_fraction: float = 0.3
     validation_fraction: float = 0.25
     regularisation: float = 1.0
-    epochs: int = 4
+    epochs: int = 3
     learning_rate: float = 1e-4
     head_learning_rate: float = 1e-3
     batch_size: int = 16

@@ -116,7 +116,7 @@ def train_sentiment_command(
         str | None,
         typer.Option(help="Frozen embedder of the embedding-* methods (default: minilm for en)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, max=20, help="Most fine-tuning epochs.")] = 4,
+    epochs: Annotated[int, typer.Option(min=1, max=20, help="Most fine-tuning epochs.")] = 3,
     seed: SeedOption = 0,
     test_fraction: TestFractionOption = 0.3,
     validation_fraction: Annotated[

@@ -246,5 +246,5 @@ def test_category_gradcam_beats_random_masking_on_50_photos(
         results.append(image_deletion(gradcam, image, cam, target, draws=5, seed=index))
     summary = summarise(results)
     print("category masking margins:", summary.to_dict())
-    assert summary.mean > 0.0
+    assert summary.mean > 0.3
     assert summary.share_positive >= 0.7
