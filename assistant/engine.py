@@ -145,6 +145,11 @@ class Engine:
                 "photo-only",
                 {},
             )
+        if image is not None and intent != "human_agent" and _DAMAGE.search(text):
+            # A photo with damage words is a damage report, whatever the text model said.
+            intent = "damaged_wrong_item"
+        elif image is not None and intent in {"greeting", "other", "product_question"}:
+            intent = "find_by_photo"
 
         product, confidence, candidates, photo_confident = self._resolve_product(
             request, state, image, text, intent

@@ -107,8 +107,12 @@ class GradCam:
 
     def explain(self, image: Image.Image, target: Target, name: str) -> CamResult:
         """The heatmap of `target` for `image`, upsampled to the image's size."""
+        return self._explain_maps(self.feature_maps(preprocess([image])), image.size, target, name)
+
+    def _explain_maps(
+        self, maps: torch.Tensor, size: tuple[int, int], target: Target, name: str
+    ) -> CamResult:
         torch = self._torch
-        maps = self.feature_maps(preprocess([image]))
         leaf = maps.clone().requires_grad_(True)
         with torch.enable_grad():
             score = target(pooled(leaf, fixed_scale=True)).sum()
@@ -116,7 +120,7 @@ class GradCam:
         if self.method == "gradcam":
             gradients = gradients.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((gradients * maps).sum(dim=1, keepdim=True))
-        return CamResult(_upsample(cam, image.size), float(score.detach()), name)
+        return CamResult(_upsample(cam, size), float(score.detach()), name)
 
     def category(
         self,
@@ -128,11 +132,13 @@ class GradCam:
         """Where the photo shows its category: the predicted class's logit unless
         `class_index` names another."""
         module = as_module(head)
+        maps = self.feature_maps(preprocess([image]))
         if class_index is None:
-            predicted = self.scores(preprocess([image]), lambda f: module(f).argmax(dim=1).float())
-            class_index = int(predicted[0])
+            with self._torch.no_grad():
+                class_index = int(module(pooled(maps)).argmax(dim=1)[0])
         label = classes[class_index] if classes else str(class_index)
-        result = self.explain(image, category_target(module, class_index), f"category:{label}")
+        target = category_target(module, class_index)
+        result = self._explain_maps(maps, image.size, target, f"category:{label}")
         return replace(result, class_index=class_index)
 
     def classifier(self, image: Image.Image, classifier: CategoryClassifier) -> CamResult:

@@ -33,7 +33,8 @@ from retrieval.embedders import l2_normalise
 from retrieval.evaluation.category import category_metrics, evaluate_category
 from retrieval.features import FeatureCache
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clothing-small"
+PROJECT = Path(__file__).resolve().parents[2]
+SHARED_DATA = PROJECT.parent / "shared" / "data" / "clothing-small"
 COLOURS = {"red": (200, 30, 30), "green": (30, 170, 40), "blue": (30, 40, 200)}
 FAST = TrainConfig(head=HeadConfig(hidden=16, epochs=25, batch_size=16))
 
@@ -323,9 +324,10 @@ def test_cli_errors_are_one_line_without_traceback(
 @pytest.mark.wip
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data/clothing-small is absent")
 def test_clothing_small_validation_accuracy_reaches_target(tmp_path: Path) -> None:
-    from retrieval.models import get_image_encoder
+    from retrieval.category import banded_encoder
 
-    cache = FeatureCache(Path("data/cache"), get_image_encoder())
+    # The project's default data dir: features computed once are reused by every later run.
+    cache = FeatureCache(PROJECT / "data" / "cache", cast(Any, banded_encoder()))
     result = train_category(load_labelled_images(SHARED_DATA / "train"), cache, progress=False)
     report = evaluate_category(
         result.classifier,
