@@ -180,6 +180,12 @@ def explain_text(
 ) -> TextExplanation:
     """Attribute `score_fn(text)` to the words of `text` (redacted first).
 
+    `language` ("en", "zh") is recorded and becomes the HTML's `lang`; words are found the same
+    way for every language (Han runs by jieba, the rest by letters and digits), so mixed
+    messages work. `max_evals` bounds the calls of `score_fn`: 300 resolved every split of the
+    partition tree for messages up to ~20 words in a measurement here (a 16-word message used
+    189 evaluations, a 10-word one 77).
+
     `score_fn` maps a list of texts to scores: shape (n,) for one score, (n, k) for k outputs
     (e.g. intent probabilities). With k outputs, `target` picks one by index or by name from
     `output_names`; by default the one that is highest for `text` (the prediction).

@@ -95,6 +95,18 @@ def test_a_wrong_text_explanation_has_a_negative_margin() -> None:
 
 
 @pytest.mark.unit
+def test_text_deletion_reads_the_explained_column_of_a_multi_output_model() -> None:
+    def two_outputs(texts: list[str]) -> np.ndarray:
+        scores = weighted_score(texts)
+        return np.stack([np.zeros_like(scores), scores], axis=1)
+
+    text = "the parcel was late and the box arrived awful and broke"
+    explanation = explanation_of(text, [WEIGHTS.get(w, 0.0) for w in text.split()])
+    with_column = text_deletion(explanation, two_outputs, column=1)
+    assert with_column == text_deletion(explanation, weighted_score)
+
+
+@pytest.mark.unit
 def test_text_deletion_is_seeded() -> None:
     text = "great shoes but the heel broke and delivery was late"
     explanation = explanation_of(text, [WEIGHTS.get(w, 0.0) for w in text.split()])

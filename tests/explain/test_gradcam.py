@@ -14,7 +14,7 @@ from PIL import Image
 
 from explain.gradcam import CamResult, GradCam, head_module
 from explain.render import colourise, overlay, side_by_side, to_png
-from retrieval.category import Head
+from retrieval.category import CategoryClassifier, Head
 
 DEMO_IMAGES = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop" / "images"
 PRODUCTS = ["sneaker-trail-orange", "mug-stoneware-white", "headphones-anc-black"]
@@ -167,3 +167,15 @@ def test_explaining_leaves_the_shared_encoders_features_unchanged(gradcam: GradC
     before = gradcam.encoder.embed_images([product])
     gradcam.category(pasted(product), torch.nn.Linear(1280, 3))
     np.testing.assert_array_equal(gradcam.encoder.embed_images([product]), before)
+
+
+@pytest.mark.integration
+def test_a_trained_category_classifier_is_explained_by_its_prediction(
+    gradcam: GradCam, prototype_head: Head
+) -> None:
+    classifier = CategoryClassifier(PRODUCTS, prototype_head, 1.0, ["full"], gradcam.encoder.name)
+    photo = pasted(demo(PRODUCTS[2]))
+    predicted = classifier.predict([photo], gradcam.encoder)[0].label
+    result = gradcam.classifier(photo, classifier)
+    assert result.target == f"category:{predicted}"
+    assert result.class_index == PRODUCTS.index(predicted)

@@ -185,6 +185,7 @@ def test_personal_data_is_redacted_before_it_is_explained() -> None:
     stored = explanation.to_json() + explanation.to_html() + " ".join(seen)
     assert "jane.doe" not in stored and "415 555" not in stored
     assert "[email]" in explanation.tokens and "[phone]" in explanation.tokens
+    assert explanation.text == "awful service, write to [email] or call [phone]"
 
 
 @pytest.mark.slow
