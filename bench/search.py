@@ -163,17 +163,21 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def timed(repeats: int, queries: int, call: Callable[[int], object]) -> dict[str, float]:
+def timed(
+    label: str, repeats: int, queries: int, call: Callable[[int], object]
+) -> dict[str, float]:
     """Median over repeats of each repeat's p50 and p95 (after one untimed warm-up call)."""
     call(0)
     runs = []
-    for _ in range(repeats):
-        samples = []
-        for q in range(queries):
-            started = time.perf_counter()
-            call(q)
-            samples.append(time.perf_counter() - started)
-        runs.append(percentiles(samples))
+    with tqdm(total=repeats * queries, desc=label, unit="q", leave=False) as bar:
+        for _ in range(repeats):
+            samples = []
+            for q in range(queries):
+                started = time.perf_counter()
+                call(q)
+                samples.append(time.perf_counter() - started)
+                bar.update()
+            runs.append(percentiles(samples))
     return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
 
 
@@ -255,6 +259,7 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
     result["ef_search"] = config.hnsw.ef_search
     searcher = TextSearcher(store, embedder)
     result["text_search"] = timed(
+        f"text search {size}",
         config.repeats,
         config.queries,
         lambda q: searcher.products(TEXT_QUERIES[q % len(TEXT_QUERIES)], k=10),
@@ -262,7 +267,10 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
     photos = query_photos(config.queries, config.seed)
     matcher = PhotoMatcher(StoreImageIndex(store, encoder.name), encoder)
     result["photo_search_hnsw"] = timed(
-        config.repeats, config.queries, lambda q: matcher.search(photos[q], k=10)
+        f"photo search HNSW {size}",
+        config.repeats,
+        config.queries,
+        lambda q: matcher.search(photos[q], k=10),
     )
     mirror = MirroredStoreIndex(store, encoder.name)
     started = time.perf_counter()
@@ -270,14 +278,23 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
     result["mirror_load_s"] = round(time.perf_counter() - started, 2)
     exact_matcher = PhotoMatcher(mirror, encoder)
     result["photo_search_exact"] = timed(
-        config.repeats, config.queries, lambda q: exact_matcher.search(photos[q], k=10)
+        f"photo search exact {size}",
+        config.repeats,
+        config.queries,
+        lambda q: exact_matcher.search(photos[q], k=10),
     )
     planted = probe_queries(images, config.queries, config.seed + 2)["planted"][0]
     result["exact_numpy_top10"] = timed(
-        config.repeats, config.queries, lambda q: np.argpartition(-(images @ planted[q]), 10)[:10]
+        f"exact top-10 {size}",
+        config.repeats,
+        config.queries,
+        lambda q: np.argpartition(-(images @ planted[q]), 10)[:10],
     )
     result["image_encoder_one_view"] = timed(
-        config.repeats, config.queries, lambda q: encoder.embed_images([photos[q]])
+        f"encoder {size}",
+        config.repeats,
+        config.queries,
+        lambda q: encoder.embed_images([photos[q]]),
     )
     result["views"] = list(matcher.config.views)
     return result

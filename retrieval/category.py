@@ -226,7 +226,10 @@ class HeadConfig:
     """How the head is trained; every field is recorded in the artefact."""
 
     hidden: int = 512
-    epochs: int = 60
+    # 10, 15 and 20 epochs gave the same held-out accuracy on clothing-small, 60 a point less.
+    epochs: int = 15
+    # Small catalogues get more epochs, so that training still takes this many steps.
+    min_steps: int = 300
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
@@ -265,13 +268,14 @@ def fit_head(
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    steps = config.epochs * max(1, -(-len(labels) // config.batch_size))
+    per_epoch = -(-len(labels) // config.batch_size)
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, config.learning_rate, total_steps=steps
+        optimiser, config.learning_rate, total_steps=epochs * per_epoch
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     model.train()
-    for _ in tqdm(range(config.epochs), desc="training head", unit="epoch", disable=not progress):
+    for _ in tqdm(range(epochs), desc="training head", unit="epoch", disable=not progress):
         order = torch.randperm(len(labels), generator=generator)
         for start in range(0, len(labels), config.batch_size):
             batch = order[start : start + config.batch_size]

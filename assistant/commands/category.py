@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from retrieval.category import FeatureSettings
     from retrieval.features import FeatureCache
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 DataOption = Annotated[
@@ -76,7 +76,9 @@ def train_category_command(
         float,
         typer.Option(min=0.05, max=0.5, help="Share of each category held out for calibration."),
     ] = 0.15,
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Training epochs of the head.")] = 60,
+    epochs: Annotated[
+        int, typer.Option(min=1, max=1000, help="Training epochs of the head (at least 300 steps).")
+    ] = 15,
     hidden: Annotated[
         int, typer.Option(min=0, help="Hidden units of the MLP head; 0 = logistic regression.")
     ] = 512,

@@ -49,6 +49,14 @@ from retrieval.photo_search import (
 from retrieval.simulate import SimulationProtocol
 
 TASK = "photo-search"
+METRICS_GUIDE = (
+    "recall@k: share of queries whose product is among the first k; mrr: mean reciprocal rank. "
+    "confident_coverage: share of queries answered with confidence ≥ threshold (no 'is it one "
+    "of these?'); confident_precision: share of those whose first match is right. "
+    "absent_confident_rate: share of the same queries, asked with their product removed from "
+    "the catalogue, still answered confidently (a wrong product asserted); mixed_precision: "
+    "precision of confident answers over listed and unlisted queries together (1:1)."
+)
 
 
 @dataclass
@@ -341,7 +349,10 @@ def evaluate_photo_search(
         "calibrator": matcher.calibrator.model_dump(),
         "encoder": getattr(encoder, "name", type(encoder).__name__),
     }
-    details: dict[str, Any] = {"misses (top-1 wrong)": _misses(queries, outcomes)[:50]}
+    details: dict[str, Any] = {
+        "what the metrics mean": METRICS_GUIDE,
+        "misses (top-1 wrong)": _misses(queries, outcomes)[:50],
+    }
     if queries_dir is None:
         settings["protocol"] = protocol.describe()
         details["simulation protocol"] = protocol_markdown(protocol)

@@ -36,7 +36,7 @@ from retrieval.features import FeatureCache
 PROJECT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT.parent / "shared" / "data" / "clothing-small"
 COLOURS = {"red": (200, 30, 30), "green": (30, 170, 40), "blue": (30, 40, 200)}
-FAST = TrainConfig(head=HeadConfig(hidden=16, epochs=25, batch_size=16))
+FAST = TrainConfig(head=HeadConfig(hidden=16, epochs=25, min_steps=0, batch_size=16))
 
 
 class MeanColourEncoder:
