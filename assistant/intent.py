@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from assistant.intents import SHOP_INTENTS, Intent, to_intent
 from retrieval.embedders import TextEmbedder, TextKind
+from retrieval.features import save_atomically
 
 EXAMPLES_PATH = Path(__file__).with_name("intent_examples.yaml")
 ARTEFACT_PREFIX = "intent-v"
@@ -158,15 +159,9 @@ class CachedEmbedder:
                 vectors = self.embedder.embed_texts([texts[i] for i in indices], kind=kind)
                 for i, vector in zip(indices, vectors, strict=True):
                     out[i] = vector
-                    _atomic_save(paths[i], vector)
+                    save_atomically(paths[i], vector)
                 bar.update(len(indices))
         return out
-
-
-def _atomic_save(path: Path, vector: np.ndarray) -> None:
-    temporary = path.with_name(path.stem + ".tmp.npy")
-    np.save(temporary, vector)
-    temporary.replace(path)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.schemas import Citation, Decision, ProductCard, SuggestedReply
-from retrieval.search import ArticleMatch
+from retrieval.search import ArticleMatch, parse_json_list
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]", re.IGNORECASE)
@@ -93,7 +93,7 @@ class ProductFacts:
             attributes = json.loads(meta.get("attributes") or "{}")
         except json.JSONDecodeError:
             attributes = {}
-        images = _json_list(meta.get("images"))
+        images = parse_json_list(meta.get("images"))
         return cls(
             product_id=product_id,
             title=str(meta.get("title", product_id)),
@@ -122,14 +122,6 @@ class ProductFacts:
             confidence=round(confidence, 4),
             reason=reason,
         )
-
-
-def _json_list(value: Any) -> list[str]:
-    try:
-        parsed = json.loads(value) if value else []
-    except (TypeError, json.JSONDecodeError):
-        return []
-    return [str(v) for v in parsed] if isinstance(parsed, list) else []
 
 
 def product_asks(text: str) -> list[str]:

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from assistant.safety import redact
 from retrieval.offline import require
+from retrieval.tokenize import jieba_segmenter
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 
@@ -41,22 +39,6 @@ _PIECE = re.compile(
     r"|(?<!\S)[^\w\s]+(?!\S)"
 )
 
-_jieba: ModuleType | None = None
-_jieba_lock = threading.Lock()
-
-
-def _jieba_module() -> ModuleType:
-    """jieba, quiet, with its dictionary loaded once per process."""
-    global _jieba
-    if _jieba is None:
-        with _jieba_lock:
-            if _jieba is None:
-                jieba = require("jieba", "jieba")
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
-
 
 def word_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of every word: letter/digit runs, jieba words inside Han runs, and
@@ -69,7 +51,7 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     for match in _PIECE.finditer(text):
         if match.group("han"):
             offset = match.start()
-            spans += [(offset + a, offset + b) for _, a, b in _jieba_module().tokenize(match[0])]
+            spans += [(offset + a, offset + b) for _, a, b in jieba_segmenter().tokenize(match[0])]
         else:
             spans.append(match.span())
     if not spans and text:

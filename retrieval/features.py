@@ -69,13 +69,13 @@ class FeatureCache:
             vectors = self.encoder.embed_images(images)
             for i, vector in zip(indices, vectors, strict=True):
                 out[i] = vector
-                _atomic_save(folder / f"{keys[i]}.npy", vector)
+                save_atomically(folder / f"{keys[i]}.npy", vector)
             bar.update(len(indices))
         bar.close()
         return out
 
 
-def _atomic_save(path: Path, vector: np.ndarray) -> None:
+def save_atomically(path: Path, vector: np.ndarray) -> None:
     """Write then rename, so a killed run never leaves a half-written feature behind."""
     temporary = path.with_suffix(".tmp.npy")
     np.save(temporary, vector)

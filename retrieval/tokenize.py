@@ -39,7 +39,7 @@ _jieba: ModuleType | None = None
 _jieba_lock = threading.Lock()
 
 
-def _segmenter() -> ModuleType:
+def jieba_segmenter() -> ModuleType:
     """jieba, quiet and with its dictionary loaded exactly once per process."""
     global _jieba
     if _jieba is None:
@@ -88,7 +88,7 @@ class Tokenizer:
         return self._stem(words) if self._stem else words
 
     def _chinese(self, text: str) -> list[str]:
-        jieba = _segmenter()
+        jieba = jieba_segmenter()
         cut = jieba.lcut_for_search if self.options.jieba_mode == "search" else jieba.lcut
         words = [w for w in cut(text) if w.strip()]
         if self.options.stopwords:

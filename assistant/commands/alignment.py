@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.commands.common import JsonOption, print_json, user_errors
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
 from retrieval.alignment import AlignmentConfig, AlignmentMismatch, FeatureFn
-from retrieval.offline import MissingDependency
 
 console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 _DEFAULTS = AlignmentConfig()
 
 DataOption = Annotated[
@@ -31,7 +27,6 @@ DataOption = Annotated[
         "image folder with one sub-folder per class (the class name is then the title).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 EmbedderOption = Annotated[
     str | None,
     typer.Option(help="Text embedder whose space to align to (default: SHOPSIGHT_TEXT_EMBEDDER)."),
@@ -52,26 +47,6 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train align` and `eval text-to-image` to the CLI."""
     train_app.command("align")(train_align_command)
     eval_app.command("text-to-image")(eval_text_to_image_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (
-        FileNotFoundError,
-        ValueError,
-        ImageRejected,
-        MissingDependency,
-        AlignmentMismatch,
-    ) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def image_feature_functions(settings: Settings, flip: bool) -> tuple[FeatureFn, list[FeatureFn]]:
@@ -118,7 +93,7 @@ def train_align_command(
     from retrieval.models import get_text_embedder
 
     settings = Settings()
-    with _user_errors():
+    with user_errors(ImageRejected, AlignmentMismatch):
         dataset = load_alignment_data(data)
         text_embedder = get_text_embedder(embedder or settings.text_embedder)
         features, views = image_feature_functions(settings, flip)
@@ -133,7 +108,7 @@ def train_align_command(
         )
         folder = head.save(artifact_dir(out or settings.artifacts_dir))
     if as_json:
-        _print_json({"model": str(folder), **head.meta})
+        print_json({"model": str(folder), **head.meta})
         return
     described = dataset.describe()
     console.print(
@@ -182,7 +157,7 @@ def eval_text_to_image_command(
     from retrieval.models import get_text_embedder
 
     settings = Settings()
-    with _user_errors():
+    with user_errors(ImageRejected, AlignmentMismatch):
         dataset = load_alignment_data(data)
         held_out = load_alignment_data(test_data) if test_data else None
         text_embedder = get_text_embedder(embedder or settings.text_embedder)
@@ -202,7 +177,7 @@ def eval_text_to_image_command(
         )
         report.write(out or settings.data_dir / "reports")
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        print_json(report.model_dump(mode="json"))
         return
     _print_comparison(report.metrics, f"Text→image: {report.data}")
     console.print(

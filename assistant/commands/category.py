@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from assistant.commands.common import JsonOption, print_json, user_errors
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
-from retrieval.offline import MissingDependency
 
 if TYPE_CHECKING:
     from retrieval.category import FeatureSettings
     from retrieval.features import FeatureCache
 
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 DataOption = Annotated[
     Path,
@@ -33,27 +27,12 @@ DataOption = Annotated[
         "whose products have a category and a local image.",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train category` and `eval category` to the CLI."""
     train_app.command("category")(train_category_command)
     eval_app.command("category")(eval_category_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (FileNotFoundError, ValueError, ImageRejected, MissingDependency) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _encoder(features: FeatureSettings) -> Any:
@@ -91,7 +70,7 @@ def train_category_command(
     from retrieval.category import HeadConfig, TrainConfig, load_labelled_images, train_category
 
     settings = Settings()
-    with _user_errors():
+    with user_errors(ImageRejected):
         labelled = load_labelled_images(data)
         config = TrainConfig(
             seed=seed,
@@ -102,7 +81,7 @@ def train_category_command(
         result = train_category(labelled, cache, config, progress=not as_json)
         folder = result.classifier.save(out or settings.artifacts_dir)
     if as_json:
-        _print_json({"model": str(folder), "metrics": result.metrics, "report": result.report})
+        print_json({"model": str(folder), "metrics": result.metrics, "report": result.report})
         return
     console.print(result.report)
     metrics = result.metrics
@@ -130,7 +109,7 @@ def eval_category_command(
     from retrieval.evaluation.category import evaluate_category
 
     settings = Settings()
-    with _user_errors():
+    with user_errors(ImageRejected):
         folder = model or latest_model_dir(settings.artifacts_dir)
         if folder is None:
             raise FileNotFoundError(
@@ -148,7 +127,7 @@ def eval_category_command(
             progress=not as_json,
         )
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        print_json(report.model_dump(mode="json"))
         return
     table = Table("class", "precision", "recall", "F1", "support", title=f"Category: {data}")
     for row in report.details["per_class"]:

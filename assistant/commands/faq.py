@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,13 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.commands.common import user_errors
 from assistant.settings import Settings
 from knowledge_base.store import EmbedderMismatch, KnowledgeStore, StoreUnavailable
 from retrieval.hybrid import SEARCH_MODES, SearchMode
-from retrieval.offline import MissingDependency
 
 console = Console()
-err_console = Console(stderr=True)
 
 ModeChoice = Literal["all", "hybrid", "dense", "bm25"]
 SplitChoice = Literal["all", "tune", "heldout"]
@@ -28,22 +25,6 @@ SplitChoice = Literal["all", "tune", "heldout"]
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `eval faq` to the CLI (FAQ search has nothing to train)."""
     eval_app.command("faq")(eval_faq_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (
-        OSError,
-        ValueError,
-        StoreUnavailable,
-        EmbedderMismatch,
-        MissingDependency,
-    ) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
 
 
 def eval_faq_command(
@@ -94,7 +75,7 @@ def eval_faq_command(
     """Evaluate FAQ search: does the answering article come first? Reports per search mode."""
     from retrieval.evaluation.faq import evaluate_faq, load_faq_questions, select_split
 
-    with _user_errors():
+    with user_errors(OSError, StoreUnavailable, EmbedderMismatch):
         settings = Settings()
         questions = load_faq_questions(data, question_col, article_col, language_col)
         chosen = select_split(questions, split, seed, heldout_fraction)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.commands.common import JsonOption, print_json, user_errors
 from assistant.settings import Settings
-from retrieval.offline import MissingDependency
 
 console = Console()
-err_console = Console(stderr=True)
 
 ModelChoice = Literal["fewshot", "trained", "combined", "all"]
 
@@ -26,27 +21,12 @@ DataOption = Annotated[
 ]
 TextColOption = Annotated[str, typer.Option("--text-col", help="Column holding the message.")]
 LabelColOption = Annotated[str, typer.Option("--label-col", help="Column holding the intent.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train intent` and `eval intent` to the CLI."""
     train_app.command("intent")(train_intent_command)
     eval_app.command("intent")(eval_intent_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (FileNotFoundError, ValueError, MissingDependency) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def train_intent_command(
@@ -70,7 +50,7 @@ def train_intent_command(
     from retrieval.models import get_text_embedder
 
     settings = Settings()
-    with _user_errors():
+    with user_errors():
         labelled = read_labelled_texts(data, text_col, label_col)
         config = IntentTrainConfig(
             seed=split_seed, validation_fraction=validation_fraction, test_fraction=test_fraction
@@ -85,7 +65,7 @@ def train_intent_command(
         folder = result.model.save(out or settings.artifacts_dir)
     metrics = result.metrics
     if as_json:
-        _print_json({"model": str(folder), "metrics": metrics})
+        print_json({"model": str(folder), "metrics": metrics})
         return
     table = Table("C", "validation accuracy", title="Logistic regression, C chosen on validation")
     for c, accuracy in result.validation_by_c.items():
@@ -147,7 +127,7 @@ def eval_intent_command(
 
     settings = Settings()
     cache_dir = settings.data_dir / "cache"
-    with _user_errors():
+    with user_errors():
         labelled = read_labelled_texts(data, text_col, label_col)
         folder = model_dir or latest_model_dir(settings.artifacts_dir)
         if model in ("trained", "combined") and folder is None:
@@ -171,7 +151,7 @@ def eval_intent_command(
             progress=not as_json,
         )
     if as_json:
-        _print_json(
+        print_json(
             {
                 "held_out": held_out.note,
                 "reports": {name: r.model_dump(mode="json") for name, r in reports.items()},

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.commands.common import JsonOption, print_json, user_errors
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
-from retrieval.offline import MissingDependency
 from retrieval.simulate import DEFAULT_SEED
 
 console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 CatalogueOption = Annotated[
     Path,
@@ -30,7 +25,6 @@ CatalogueOption = Annotated[
         "product) or a catalogue file (JSON/JSONL/CSV) whose products list local images.",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 CategoryOption = Annotated[
     bool,
     typer.Option(
@@ -46,20 +40,6 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train photo-match` and `eval photo-search` to the CLI."""
     train_app.command("photo-match")(train_photo_match_command)
     eval_app.command("photo-search")(eval_photo_search_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (FileNotFoundError, ValueError, ImageRejected, MissingDependency) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _caches(settings: Settings) -> tuple[Any, Any]:
@@ -123,7 +103,7 @@ def train_photo_match_command(
 
     settings = Settings()
     started = time.perf_counter()
-    with _user_errors():
+    with user_errors(ImageRejected):
         catalogue = sample_products(load_catalogue(data), products, sample_seed)
         cache, query_cache = _caches(settings)
         config = MatcherConfig()
@@ -154,7 +134,7 @@ def train_photo_match_command(
         }
         folder = save_artefact(calibrator, config, meta, out or settings.artifacts_dir)
     if as_json:
-        _print_json({"model": str(folder), "calibrator": calibrator.model_dump(), **meta})
+        print_json({"model": str(folder), "calibrator": calibrator.model_dump(), **meta})
         return
     console.print(
         f"Calibrated on {catalogue.products} products (recall@1 {metrics['recall@1']:.3f}): "
@@ -192,7 +172,7 @@ def eval_photo_search_command(
     from retrieval.simulate import SimulationProtocol
 
     settings = Settings()
-    with _user_errors():
+    with user_errors(ImageRejected):
         catalogue = load_catalogue(data)
         cache, query_cache = _caches(settings)
         trained = load_artefact(settings.artifacts_dir)
@@ -210,7 +190,7 @@ def eval_photo_search_command(
             progress=not as_json,
         )
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        print_json(report.model_dump(mode="json"))
         return
     table = Table("metric", "value", title=f"Photo search: {data}")
     for name, value in report.metrics.items():

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -14,15 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.commands.common import JsonOption, print_json, user_errors
 from assistant.sentiment_training import ZH_MAX_EXAMPLES
 from assistant.settings import get_settings
-from retrieval.offline import MissingDependency
 
 if TYPE_CHECKING:
     from retrieval.evaluation.report import EvalReport
 
 console = Console()
-err_console = Console(stderr=True)
 
 EvalChoice = Literal["lexicon", "baseline", "trained", "all"]
 LanguageChoice = Literal["en", "zh"]
@@ -61,27 +56,12 @@ ZhOption = Annotated[
         "(a held-out part of them).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train sentiment` and `eval sentiment` to the CLI."""
     train_app.command("sentiment")(train_sentiment_command)
     eval_app.command("sentiment")(eval_sentiment_command)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except (FileNotFoundError, ValueError, MissingDependency) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _passive_openmp() -> None:
@@ -153,7 +133,7 @@ def train_sentiment_command(
     )
 
     _passive_openmp()
-    with _user_errors():
+    with user_errors():
         if data is None and not zh:
             raise ValueError("nothing to train: give --data CSV and/or --zh")
         config = TrainConfig(
@@ -184,7 +164,7 @@ def train_sentiment_command(
         for result in results
     }
     if as_json:
-        _print_json({"model": str(folder), "heads": summary})
+        print_json({"model": str(folder), "heads": summary})
         return
     table = Table(
         "lang",
@@ -277,7 +257,7 @@ def eval_sentiment_command(
     models = EVAL_MODELS if model == "all" else (model,)
     folder = model_dir or settings.artifacts_dir / ARTIFACT_NAME
     report_dir = out or settings.data_dir / "reports"
-    with _user_errors():
+    with user_errors():
         if data is None and not zh:
             raise ValueError("nothing to evaluate: give --data CSV and/or --zh")
         has_model = model_dir is not None or (folder / META_FILE).is_file()
@@ -338,7 +318,7 @@ def eval_sentiment_command(
         )
         summary.write(report_dir)
     if as_json:
-        _print_json(summary.model_dump(mode="json"))
+        print_json(summary.model_dump(mode="json"))
         return
     _render(summary)
 

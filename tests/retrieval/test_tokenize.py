@@ -61,7 +61,7 @@ def test_empty_and_symbol_only_text_gives_no_tokens() -> None:
 def test_jieba_is_initialised_once_and_quietly(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         tokenize("配送时间")
-        first = tokenize_module._segmenter()
+        first = tokenize_module.jieba_segmenter()
         tokenize("退款")
-    assert tokenize_module._segmenter() is first
+    assert tokenize_module.jieba_segmenter() is first
     assert not [r for r in caplog.records if r.name == "jieba" and r.levelno < logging.WARNING]
