@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from assistant.engine import Engine, EngineConfig
+from assistant.evidence import EvidenceFolders, EvidenceService, Explainers
 from assistant.intent import IntentClassifier
+from assistant.intents import SHOP_INTENTS
+from assistant.language import Language
 from assistant.memory import ConversationMemory
 from assistant.perception import ModelPerception
 from assistant.policy import PolicyThresholds
 from assistant.safety import Limits
+from assistant.schemas import TurnResult
 from assistant.sentiment import SentimentAnalyzer
 from assistant.settings import Settings
 from knowledge_base.ingest import IngestOptions, Ingestor
@@ -25,6 +32,11 @@ from retrieval.models import get_image_encoder, get_text_embedder
 from retrieval.photo_search import PhotoMatcher, StoreImageIndex, load_artefact
 from retrieval.search import PhotoSearcher, TextSearcher
 
+if TYPE_CHECKING:
+    from explain.gradcam import GradCam
+    from explain.pack import TextScorers
+    from explain.text_shap import SessionTerms
+
 
 class Components:
     """Everything a command, the API or the UI needs, built on first use from one `Settings`."""
@@ -32,6 +44,8 @@ class Components:
     def __init__(self, settings: Settings, progress: bool = True) -> None:
         self.settings = settings
         self.progress = progress
+        self._lock = threading.Lock()
+        self._cam: GradCam | None = None
 
     @cached_property
     def store(self) -> KnowledgeStore:
@@ -127,7 +141,68 @@ class Components:
         perception = ModelPerception(
             self.sentiment, self.intent, self.photo_matcher, self.hybrid_searcher
         )
-        return Engine(perception, self.store, self.memory, config)
+        return Engine(perception, self.store, self.memory, config, on_turn=self.evidence.submit)
+
+    @cached_property
+    def evidence(self) -> EvidenceService:
+        """Evidence packs of turns: explanations computed after the reply, cached by id."""
+        s = self.settings
+        explainers = Explainers(
+            text_scorers=self._text_scorers,
+            gradcam=self._gradcam,
+            category_classifier=lambda: self.category_classifier,
+            max_evals=s.shap_max_evals,
+        )
+        return EvidenceService(
+            EvidenceFolders(s.evidence_dir), self.memory, explainers, s.evidence_mode
+        )
+
+    def delete_session(self, session_id: str) -> bool:
+        """Erase a conversation: its turns, its state and every evidence pack of its turns."""
+        evidence_ids = [turn.evidence_id for turn in self.memory.history(session_id)]
+        existed = self.memory.delete(session_id)
+        self.evidence.delete(evidence_ids)
+        return existed
+
+    def _gradcam(self) -> GradCam:
+        from explain.gradcam import GradCam
+
+        with self._lock:
+            if self._cam is None:
+                self._cam = GradCam(self.image_encoder)
+            return self._cam
+
+    def _text_scorers(self, result: TurnResult, session: SessionTerms) -> TextScorers:
+        """The models that decided `result`, as batched score functions for SHAP.
+
+        Intent probabilities are summed into shop intents, so the explained output is the
+        intent the customer and the escalation rules saw, whatever labels the model has.
+        """
+        from explain.pack import TextScorers
+
+        language: Language = "zh" if result.language == "zh" else "en"
+        classifier = self.intent
+        model = (
+            classifier.fewshot
+            if result.intent.model == classifier.fewshot.name
+            else classifier.model
+        )
+        to_shop = np.zeros((len(model.classes), len(SHOP_INTENTS)))
+        for row, label in enumerate(model.classes):
+            to_shop[row, SHOP_INTENTS.index(model.to_intent(label).value)] = 1.0
+
+        def intent_probabilities(texts: list[str]) -> np.ndarray:
+            return np.asarray(model.predict_proba_batch(texts)) @ to_shop
+
+        return TextScorers(
+            sentiment=lambda texts: self.sentiment.score_batch(texts, language),
+            sentiment_model=self.sentiment.model_name(language),
+            intent=intent_probabilities,
+            intent_classes=SHOP_INTENTS,
+            intent_model=model.name,
+            intent_target=result.intent.intent,
+            session=session,
+        )
 
     @cached_property
     def text_searcher(self) -> TextSearcher:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -111,11 +112,14 @@ class Engine:
         store: KnowledgeStore,
         memory: ConversationMemory,
         config: EngineConfig | None = None,
+        on_turn: Callable[[TurnResult, Image.Image | None], None] | None = None,
     ) -> None:
+        """`on_turn` sees every stored turn with its decoded photo (the evidence pack hook)."""
         self.perception = perception
         self.store = store
         self.memory = memory
         self.config = config or EngineConfig()
+        self.on_turn = on_turn
 
     def handle_turn(self, request: TurnRequest) -> TurnResult:
         started = time.perf_counter()
@@ -222,6 +226,7 @@ class Engine:
             context_product_id=product.product_id
             if product is not None
             else state.context_product_id,
+            debug={"unresolved": unresolved},
         )
         result.ticket = self._ticket(
             intent, text, product, image is not None, result.evidence_id, language
@@ -236,6 +241,8 @@ class Engine:
             result.evidence_id,
             result.model_dump(mode="json"),
         )
+        if self.on_turn is not None:
+            self.on_turn(result, image)
         return result
 
     def _resolve_product(

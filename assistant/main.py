@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from assistant.cli import _components, _emit, _user_errors, app
-from assistant.commands import alignment, category, chat, faq, intent, photo_search, sentiment
+from assistant.commands import (
+    alignment,
+    category,
+    chat,
+    explain,
+    faq,
+    intent,
+    photo_search,
+    sentiment,
+)
 from assistant.engine import Engine
 
 train_app = typer.Typer(help="Train heads on the shop's own labelled data.", no_args_is_help=True)
@@ -20,13 +29,21 @@ app.add_typer(eval_app, name="eval")
 for module in (category, photo_search, alignment, faq, intent, sentiment):
     module.register(train_app, eval_app)
 chat.register(app)
+explain.register(app)
 
 user_errors = _user_errors
 
 
 def build_engine() -> Engine:
-    """The engine on the configured store, models and conversation memory."""
-    return _components().engine
+    """The engine on the configured store, models and conversation memory.
+
+    A terminal session keeps each turn's photo but explains turns only when asked
+    (`shopsight explain`), so quitting never waits for explanations still being computed.
+    """
+    components = _components()
+    if components.settings.evidence_mode == "background":
+        components.settings.evidence_mode = "on_demand"
+    return components.engine
 
 
 @app.command("review")

@@ -105,3 +105,53 @@ class TurnResult(BaseModel):
     evidence_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     latency_ms: float = 0.0
     debug: dict[str, Any] = Field(default_factory=dict)
+
+
+EvidenceStatus = Literal["pending", "ready", "failed"]
+
+
+class TextAttribution(BaseModel):
+    """SHAP word attributions of one text decision (sentiment, intent or escalation)."""
+
+    target: Literal["sentiment", "intent", "escalation"]
+    model: str = ""
+    output_name: str
+    output: float
+    base_value: float
+    tokens: list[str]
+    values: list[float]
+    html: str = Field("", description="The message with each word highlighted by its weight.")
+
+
+class HeatmapView(BaseModel):
+    """A Grad-CAM overlay saved as a PNG beside the evidence pack."""
+
+    kind: Literal["similarity", "category"]
+    title: str
+    score: float
+    file: str = Field(description="PNG file name inside the pack's folder.")
+
+
+class EvidencePack(BaseModel):
+    """Why one turn came out as it did; computed after the reply, cached by evidence id."""
+
+    evidence_id: str
+    status: EvidenceStatus
+    error: str | None = None
+    session_id: str | None = None
+    turn_index: int | None = None
+    language: str = "en"
+    text: str = Field("", description="The customer's message, redacted.")
+    reply: str = ""
+    decision: Decision | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    products: list[ProductCard] = Field(default_factory=list)
+    sentiment: SentimentView | None = None
+    sentiment_trend: list[float] = Field(
+        default_factory=list, description="The session's sentiment trend after each turn so far."
+    )
+    intent: IntentView | None = None
+    ticket: Ticket | None = None
+    attributions: list[TextAttribution] = Field(default_factory=list)
+    heatmaps: list[HeatmapView] = Field(default_factory=list)
+    seconds: float = 0.0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TextEmbedderName = Literal["e5", "minilm", "hash"]
 
@@ -62,9 +64,71 @@ class Settings(BaseSettings):
         2, ge=1, description="Unresolved repeats of one request to escalate."
     )
     shap_max_evals: int = Field(300, ge=10, description="Budget of one SHAP text explanation.")
+    evidence_mode: Literal["background", "on_demand", "off"] = Field(
+        "background",
+        description="Explanations of each turn: computed after the reply (background), when "
+        "first asked for (on_demand), or never (off).",
+    )
 
     log_json: bool = Field(False, description="Emit JSON log lines instead of console lines.")
     log_level: str = Field("INFO")
+
+    # --- the web service (`shopsight serve`, `python app.py`) ---------------------------------
+    host: str = Field("127.0.0.1", description="Address the web service listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port of the web service.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the agent API keys (comma-separated or a JSON list); "
+        "make one with: python -c \"import hashlib;print(hashlib.sha256(b'KEY').hexdigest())\"",
+    )
+    admin_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the admin API keys (knowledge-base ingestion); an "
+        "admin key is also accepted wherever an agent key is.",
+    )
+    rate_limit_session_per_minute: int = Field(
+        20, ge=0, description="Chat turns per session per minute (0 = unlimited)."
+    )
+    rate_limit_client_per_minute: int = Field(
+        60,
+        ge=0,
+        description="Public requests (chat, search, deleting one's session) per client address "
+        "per minute (0 = unlimited). Requests with a valid API key are not limited.",
+    )
+    turn_concurrency: int = Field(
+        2, ge=1, description="Chat turns the service computes at once; more requests wait."
+    )
+    max_ingest_mb: float = Field(
+        100.0, gt=0, description="Largest catalogue file or zip accepted by POST /v1/kb/ingest."
+    )
+    max_ingest_unzipped_mb: float = Field(
+        1000.0, gt=0, description="Largest total size of the files extracted from one zip."
+    )
+    warm_up: bool = Field(
+        True, description="Load the models when the service starts, before the first chat."
+    )
+
+    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @classmethod
+    def _key_digests(cls, value: Any) -> Any:
+        """Accept "a,b", a JSON list or a list; each entry must be a SHA-256 hex digest."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part for part in re.split(r"[\s,]+", text) if part]
+        if not isinstance(value, list):
+            return value
+        digests = [str(item).strip().lower() for item in value]
+        for digest in digests:
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(
+                    "API keys are configured as SHA-256 hex digests (64 hex characters), never "
+                    'as the keys themselves: python -c "import hashlib;'
+                    "print(hashlib.sha256(b'KEY').hexdigest())\""
+                )
+        return digests
 
     @model_validator(mode="after")
     def _default_chroma_path(self) -> Settings:
@@ -76,6 +140,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Trained heads and their metrics live here."""
         return self.data_dir / "artifacts"
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Evidence packs (explanations and heatmaps), one folder per turn."""
+        return self.data_dir / "evidence"
 
     @property
     def resolved_database_url(self) -> str:

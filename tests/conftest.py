@@ -11,6 +11,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Explanations are computed only when a test asks for them; a test of the background worker
+# sets `evidence_mode="background"` itself.
+os.environ.setdefault("SHOPSIGHT_EVIDENCE_MODE", "on_demand")
 
 import colorsys
 import socket

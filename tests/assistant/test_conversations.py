@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,38 +15,9 @@ from assistant.components import Components
 from assistant.engine import Engine
 from assistant.schemas import TurnRequest, TurnResult
 from assistant.settings import Settings
-from knowledge_base.loaders import load_paths
-from retrieval.simulate import simulate_customer_photo
+from tests.assistant.demo_shop import DEMO, customer_photo
 
 pytestmark = pytest.mark.integration
-
-DEMO = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("conversations")
-
-
-@pytest.fixture(scope="module")
-def components(data_dir: Path) -> Iterator[Components]:
-    components = Components(Settings(data_dir=data_dir, text_embedder="e5"), progress=False)
-    report = components.ingestor.ingest(load_paths([DEMO / "products.json", DEMO / "articles"]))
-    assert report.ok, report.rejections
-    yield components
-
-
-@pytest.fixture(scope="module")
-def engine(components: Components) -> Engine:
-    return components.engine
-
-
-def customer_photo(product_id: str) -> bytes:
-    """A simulated customer photo of a demo product (crop, rotation, light, blur, JPEG)."""
-    image = Image.open(DEMO / "images" / f"{product_id}.png").convert("RGB")
-    buffer = io.BytesIO()
-    simulate_customer_photo(image).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
 
 
 def ambiguous_photo(first: str, second: str) -> bytes:
