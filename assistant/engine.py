@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from assistant.drafting import Drafter
 from assistant.language import Language, detect_language
 from assistant.memory import ConversationMemory, SessionState
 from assistant.policy import PolicyInput, PolicyThresholds, decide
@@ -33,6 +34,7 @@ from assistant.safety import (
     redact,
 )
 from assistant.schemas import (
+    Citation,
     IntentView,
     ProductCard,
     SentimentView,
@@ -113,13 +115,16 @@ class Engine:
         memory: ConversationMemory,
         config: EngineConfig | None = None,
         on_turn: Callable[[TurnResult, Image.Image | None], None] | None = None,
+        drafter: Drafter | None = None,
     ) -> None:
-        """`on_turn` sees every stored turn with its decoded photo (the evidence pack hook)."""
+        """`on_turn` sees every stored turn with its decoded photo (the evidence pack hook);
+        `drafter` rewrites grounded answers with a chat model, checked against the sources."""
         self.perception = perception
         self.store = store
         self.memory = memory
         self.config = config or EngineConfig()
         self.on_turn = on_turn
+        self.drafter = drafter
 
     def handle_turn(self, request: TurnRequest) -> TurnResult:
         started = time.perf_counter()
@@ -192,13 +197,14 @@ class Engine:
             ),
             config.thresholds,
         )
+        upset = sentiment_label == "negative" or streak >= config.thresholds.angry_streak
         reply = compose(
             ResponderInput(
                 language=language,
                 intent=intent,
                 question=text,
                 decision=decision,
-                upset=sentiment_label == "negative" or streak >= config.thresholds.angry_streak,
+                upset=upset,
                 product=product if decision.action != "clarify" else None,
                 product_confidence=confidence,
                 variants=variants,
@@ -206,11 +212,27 @@ class Engine:
                 articles=articles,
             )
         )
+        debug: dict[str, Any] = {"unresolved": unresolved}
+        reply_text = reply.text
+        if self.drafter is not None and decision.action == "answer" and reply.citations:
+            reply_text, check = self.drafter.rewrite(
+                reply.text,
+                _sources_text(reply.citations, articles, product),
+                {c.number for c in reply.citations},
+                text,
+                language,
+                upset,
+            )
+            debug["draft"] = {
+                "model": self.drafter.name,
+                "used": check.accepted,
+                "reasons": check.reasons,
+            }
         result = TurnResult(
             session_id=request.session_id,
             turn_index=state.turn_count,
             language=language,
-            reply=reply.text,
+            reply=reply_text,
             citations=reply.citations,
             products=self._cards(product, confidence, candidates, decision.action),
             sentiment=SentimentView(
@@ -226,7 +248,7 @@ class Engine:
             context_product_id=product.product_id
             if product is not None
             else state.context_product_id,
-            debug={"unresolved": unresolved},
+            debug=debug,
         )
         result.ticket = self._ticket(
             intent, text, product, image is not None, result.evidence_id, language
@@ -397,6 +419,21 @@ class Engine:
             [c.product_id for c in candidates] if action == "clarify" else []
         )
         state.escalated = state.escalated or action == "escalate"
+
+
+def _sources_text(
+    citations: list[Citation], articles: list[ArticleMatch], product: ProductFacts | None
+) -> str:
+    """Everything a drafted reply may state: the numbered sources, the whole cited articles and
+    the product's catalogue fields."""
+    parts = [f"[{c.number}] {c.title}: {c.snippet}" for c in citations]
+    parts += [a.text for a in articles]
+    if product is not None:
+        parts.append(
+            f"{product.title} {product.title_zh} price {product.price} {product.currency} "
+            f"stock {product.stock} {product.description} {product.attributes}"
+        )
+    return "\n".join(parts)
 
 
 def _dense_score(article: ArticleMatch) -> float:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TextEmbedderName = Literal["e5", "minilm", "hash"]
@@ -69,6 +69,18 @@ class Settings(BaseSettings):
         description="Explanations of each turn: computed after the reply (background), when "
         "first asked for (on_demand), or never (off).",
     )
+    drafter: Literal["none", "smollm2", "openai"] = Field(
+        "none",
+        description="A chat model that rewrites grounded answers (checked against the sources): "
+        "none, the bundled SmolLM2, or an OpenAI-compatible endpoint.",
+    )
+    drafter_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama)."
+    )
+    drafter_model: str | None = Field(None, description="Model name at that endpoint.")
+    drafter_api_key: SecretStr | None = Field(None, description="API key of that endpoint.")
+    drafter_timeout_s: float = Field(20.0, gt=0, description="Longest wait for a draft.")
+    drafter_max_tokens: int = Field(160, ge=16, description="Longest draft, in tokens.")
 
     log_json: bool = Field(False, description="Emit JSON log lines instead of console lines.")
     log_level: str = Field("INFO")

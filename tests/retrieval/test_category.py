@@ -321,7 +321,6 @@ def test_cli_errors_are_one_line_without_traceback(
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.wip
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data/clothing-small is absent")
 def test_clothing_small_validation_accuracy_reaches_target(tmp_path: Path) -> None:
     from retrieval.category import banded_encoder
