@@ -42,6 +42,7 @@ from assistant.schemas import (
     TurnRequest,
     TurnResult,
 )
+from assistant.sentiment import SentimentResult, SessionTrend
 from knowledge_base.store import KnowledgeStore
 from retrieval.search import ArticleMatch
 
@@ -450,14 +451,13 @@ def _is_follow_up(text: str) -> bool:
 
 
 def _update_trend(state: SessionState, score: float, label: str, alpha: float) -> tuple[float, int]:
-    """Exponentially weighted sentiment trend and the count of consecutive negative turns."""
-    previous: dict[str, Any] = state.sentiment
+    """The session's exponentially weighted sentiment and its run of negative turns."""
     trend = (
-        score if "trend" not in previous else alpha * score + (1 - alpha) * float(previous["trend"])
+        SessionTrend.from_dict(state.sentiment) if state.sentiment else SessionTrend(alpha=alpha)
     )
-    streak = int(previous.get("streak", 0)) + 1 if label == "negative" else 0
-    state.sentiment = {"trend": trend, "streak": streak, "last": score}
-    return trend, streak
+    trend.update(SentimentResult(score=score, label=label, language="en", model=""))
+    state.sentiment = trend.to_dict()
+    return trend.value, trend.consecutive_negative
 
 
 def _update_unresolved(state: SessionState, intent: str, has_answer: bool) -> int:
