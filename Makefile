@@ -40,10 +40,14 @@ test-wip: install
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "unit" $(PYTEST_ARGS)
 
-# Medians of repeats; `bench/search.py --sizes 100000` adds the 100k-product scale run.
+# Medians of repeats; `bench/search.py --sizes 100000` adds the 100k-product scale run;
+# `bench/turn.py` times whole chat turns (text and photo) on the demo shop.
 bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/search.py --sizes demo
+	$(PY) bench/turn.py
+	$(PY) bench/explanations.py --repeats 3
+	$(PY) bench/load.py
 
 demo: install
 	$(VENV)/bin/shopsight demo

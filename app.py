@@ -1,17 +1,22 @@
-"""Entry point of the web application (`python app.py`)."""
+"""Entry point of the web application: `python app.py` serves the REST API and the UI.
+
+Settings come from SHOPSIGHT_* variables and `.env` (SHOPSIGHT_HOST, SHOPSIGHT_PORT, ...).
+Another ASGI server can run the same app: `uvicorn --factory app:create_app`.
+"""
 
 from __future__ import annotations
 
-import sys
+from assistant.api import create_app
 
 
 def main() -> int:
-    """Until the web service exists, point to what works today."""
-    sys.stderr.write(
-        "The web app is not available yet; use `shopsight demo` or `shopsight kb --help`.\n"
-    )
-    return 2
+    from assistant.api.server import serve
 
+    serve()
+    return 0
+
+
+__all__ = ["create_app", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

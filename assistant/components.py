@@ -26,13 +26,19 @@ from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.store import HnswSettings, KnowledgeStore
 from retrieval.category import CategoryClassifier, load_latest
 from retrieval.embedders import TextEmbedder
-from retrieval.hybrid import HybridSearcher
+from retrieval.hybrid import HybridSearcher, SearchFilters
 from retrieval.image_encoder import ImageEncoder
 from retrieval.models import get_image_encoder, get_text_embedder
-from retrieval.photo_search import PhotoMatcher, StoreImageIndex, load_artefact
+from retrieval.photo_search import (
+    PhotoMatcher,
+    PhotoSearchResult,
+    StoreImageIndex,
+    load_artefact,
+)
 from retrieval.search import PhotoSearcher, TextSearcher
 
 if TYPE_CHECKING:
+    from assistant.drafting import Drafter
     from explain.gradcam import GradCam
     from explain.pack import TextScorers
     from explain.text_shap import SessionTerms
@@ -76,8 +82,29 @@ class Components:
             max_image_side=s.max_image_side,
             progress=self.progress,
         )
+        from knowledge_base.loaders import LoadResult
+        from retrieval.autotag import AutotagReport, autotag
+
+        def tag_uncategorised(loaded: LoadResult) -> AutotagReport:
+            """Colour tags always; a category too when `shopsight train category` saved a model
+            (its photo features are cached, and it is loaded only when a product needs it)."""
+            needed = any(p.images and not p.category for p in loaded.products)
+            classifier = self.category_classifier if needed else None
+            return autotag(
+                loaded,
+                classifier,
+                cache=classifier.feature_cache(s.data_dir / "cache") if classifier else None,
+                max_pixels=s.max_image_pixels,
+                max_side=s.max_image_side,
+            )
+
         return Ingestor(
-            self.store, self.text_embedder, get_image_encoder, ImageEncoder.name, options
+            self.store,
+            self.text_embedder,
+            get_image_encoder,
+            ImageEncoder.name,
+            options,
+            autotagger=tag_uncategorised,
         )
 
     @cached_property
@@ -111,6 +138,32 @@ class Components:
             config=config,
         )
 
+    def search_photo(
+        self, photo: Image.Image, k: int, filters: SearchFilters | None = None
+    ) -> PhotoSearchResult:
+        """Products that look like `photo`, by the photo matcher (multi-view query, category
+        agreement, calibrated confidence), within the catalogue filters."""
+        # Refuses a store whose image vectors came from another encoder.
+        self.store.collection("images", encoder=ImageEncoder.name)
+        matcher = self.photo_matcher
+        filters = filters or SearchFilters()
+        # Image records carry their product's id and category only: the other filters become
+        # the ids of the products that pass them.
+        conditions = filters.model_copy(
+            update={"min_price": None, "max_price": None, "in_stock": None, "language": None}
+        ).conditions()
+        by_product = filters.model_copy(update={"category": None, "product_id": None}).to_where()
+        allowed = self.store.ids("products", where=by_product) if by_product else None
+        if allowed == []:
+            return PhotoSearchResult(
+                matches=[], confident=False, confidence=0.0, threshold=matcher.calibrator.threshold
+            )
+        if allowed is not None:
+            conditions.append({"product_id": {"$in": allowed}})
+        # Chroma refuses an `$and` with fewer than two operands.
+        where = conditions[0] if len(conditions) == 1 else {"$and": conditions}
+        return matcher.search(photo, k=k, where=where if conditions else None)
+
     @cached_property
     def sentiment(self) -> SentimentAnalyzer:
         folder = self.settings.artifacts_dir / "sentiment-v1"
@@ -141,7 +194,31 @@ class Components:
         perception = ModelPerception(
             self.sentiment, self.intent, self.photo_matcher, self.hybrid_searcher
         )
-        return Engine(perception, self.store, self.memory, config, on_turn=self.evidence.submit)
+        return Engine(
+            perception,
+            self.store,
+            self.memory,
+            config,
+            on_turn=self.evidence.submit,
+            drafter=self.drafter,
+        )
+
+    @cached_property
+    def drafter(self) -> Drafter | None:
+        """The configured chat model for drafting replies, or None (grounded replies only)."""
+        from assistant.chat_models import build_chat_model
+        from assistant.drafting import Drafter
+
+        s = self.settings
+        model = build_chat_model(
+            s.drafter,
+            s.drafter_base_url,
+            s.drafter_model,
+            s.drafter_api_key.get_secret_value() if s.drafter_api_key else None,
+            s.drafter_timeout_s,
+            s.drafter_max_tokens,
+        )
+        return Drafter(model, s.drafter_model or s.drafter) if model is not None else None
 
     @cached_property
     def evidence(self) -> EvidenceService:

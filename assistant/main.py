@@ -17,6 +17,7 @@ from assistant.commands import (
     intent,
     photo_search,
     sentiment,
+    serve,
 )
 from assistant.engine import Engine
 
@@ -30,6 +31,7 @@ for module in (category, photo_search, alignment, faq, intent, sentiment):
     module.register(train_app, eval_app)
 chat.register(app)
 explain.register(app)
+serve.register(app)
 
 user_errors = _user_errors
 

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Explanations of each turn: computed after the reply (background), when "
         "first asked for (on_demand), or never (off).",
     )
+    clip_model_path: Path | None = Field(
+        None,
+        description="A CLIP-style checkpoint folder (save_pretrained output) for text→image "
+        "search; unset: the alignment head trained by `shopsight train align`.",
+    )
     drafter: Literal["none", "smollm2", "openai"] = Field(
         "none",
         description="A chat model that rewrites grounded answers (checked against the sources): "
@@ -87,7 +92,9 @@ class Settings(BaseSettings):
 
     # --- the web service (`shopsight serve`, `python app.py`) ---------------------------------
     host: str = Field("127.0.0.1", description="Address the web service listens on.")
-    port: int = Field(7860, ge=1, le=65535, description="Port of the web service.")
+    port: int = Field(
+        7860, ge=0, le=65535, description="Port of the web service (0: any free one)."
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="SHA-256 hex digests of the agent API keys (comma-separated or a JSON list); "

@@ -29,6 +29,7 @@ backward pass covers only pooling and the head.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
@@ -110,12 +111,19 @@ class GradCam:
         return self._explain_maps(self.feature_maps(preprocess([image])), image.size, target, name)
 
     def _explain_maps(
-        self, maps: torch.Tensor, size: tuple[int, int], target: Target, name: str
+        self,
+        maps: torch.Tensor,
+        size: tuple[int, int],
+        target: Target,
+        name: str,
+        features: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> CamResult:
+        """`features` turns the map into what `target` scores (default: the GeM embedding)."""
         torch = self._torch
         leaf = maps.clone().requires_grad_(True)
+        pool = features or (lambda m: pooled(m, fixed_scale=True))
         with torch.enable_grad():
-            score = target(pooled(leaf, fixed_scale=True)).sum()
+            score = target(pool(leaf)).sum()
             (gradients,) = torch.autograd.grad(score, leaf)
         if self.method == "gradcam":
             gradients = gradients.mean(dim=(2, 3), keepdim=True)
@@ -142,8 +150,24 @@ class GradCam:
         return replace(result, class_index=class_index)
 
     def classifier(self, image: Image.Image, classifier: CategoryClassifier) -> CamResult:
-        """Grad-CAM of a trained `CategoryClassifier`'s prediction for the (unflipped) photo."""
-        return self.category(image, classifier.head, classifier.classes)
+        """Grad-CAM of a trained `CategoryClassifier`'s prediction for the (unflipped) photo,
+        on the features it was trained on: the photo at its own aspect ratio, the GeM of the
+        whole map and of its horizontal bands (`retrieval.category.BandedFeatures`)."""
+        from retrieval.category import BandedFeatures
+
+        bands = classifier.features.bands
+        module = as_module(classifier.head)
+        maps = self.feature_maps(BandedFeatures(self.encoder, classifier.features).pixels(image))
+        with self._torch.no_grad():
+            class_index = int(module(banded(maps, bands)).argmax(dim=1)[0])
+        result = self._explain_maps(
+            maps,
+            image.size,
+            category_target(module, class_index),
+            f"category:{classifier.classes[class_index]}",
+            features=lambda m: banded(m, bands, fixed_scale=True),
+        )
+        return replace(result, class_index=class_index)
 
     def similarity(self, photo: Image.Image, catalogue: Image.Image | np.ndarray) -> CamResult:
         """Which parts of `photo` make it look like the catalogue image (or a stored catalogue
@@ -193,6 +217,19 @@ def pooled(maps: torch.Tensor, fixed_scale: bool = False) -> torch.Tensor:
     features = gem_pool(maps)
     norm = features.norm(dim=1, keepdim=True).clamp(min=1e-12)
     return features / (norm.detach() if fixed_scale else norm)
+
+
+def banded(maps: torch.Tensor, bands: int, fixed_scale: bool = False) -> torch.Tensor:
+    """`pooled` of the whole map and of `bands` horizontal bands, side by side: exactly the
+    rows `retrieval.category.BandedFeatures.embed_images` gives."""
+    import torch
+
+    edges = np.linspace(0, maps.shape[-2], bands + 1)
+    parts = [maps] + [
+        maps[..., int(np.floor(low)) : int(np.ceil(high)), :]
+        for low, high in itertools.pairwise(edges)
+    ]
+    return torch.cat([pooled(part, fixed_scale) for part in parts], dim=1)
 
 
 def as_module(head: torch.nn.Module | Head) -> torch.nn.Module:

@@ -7,6 +7,11 @@ its document and metadata refreshed without embedding anything; only the rest is
 are `upsert`s in batches, so re-running after a crash (even SIGKILL) finishes the job and never
 duplicates anything. Records of a re-ingested product or article that no longer exist (an image
 taken away, the tail of an article that got shorter) are deleted.
+
+With an `autotagger`, products that have photos but no category are tagged before anything is
+written: a predicted category and colour names, stored with their confidence and marked as
+predicted (`category_source`, `category_confidence`, `colour_tags` in the product metadata), so
+the assistant can tell a model's guess from the merchant's own data.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from knowledge_base.schema import (
     stable_hash,
 )
 from knowledge_base.store import CollectionKind, KnowledgeStore
+from retrieval.autotag import AutotagReport
 from retrieval.embedders import TextEmbedder
 
 T = TypeVar("T")
@@ -48,6 +54,13 @@ class ImageEmbedder(Protocol):
     name: str
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+class Autotagger(Protocol):
+    """Fills in, in place, the category and colour tags of products with photos but no category
+    (`retrieval.autotag.autotag` with or without a trained category classifier)."""
+
+    def __call__(self, loaded: LoadResult) -> AutotagReport: ...
 
 
 class IngestReport(BaseModel):
@@ -70,6 +83,13 @@ class IngestReport(BaseModel):
     articles_embedded: int = 0
     articles_unchanged: int = 0
     stale_removed: int = 0
+    autotagged: int = Field(
+        0, description="Products without a category that got predicted tags from their photo."
+    )
+    categories_predicted: int = Field(0, description="Of those, products given a category.")
+    categories_unsure: int = Field(
+        0, description="Of those, products left without one: the classifier was not sure enough."
+    )
     seconds: float = 0.0
     rejections: list[Rejection] = Field(default_factory=list)
 
@@ -122,6 +142,7 @@ class Ingestor:
         image_embedder: Callable[[], ImageEmbedder],
         image_encoder_name: str,
         options: IngestOptions | None = None,
+        autotagger: Autotagger | None = None,
     ) -> None:
         self.store = store
         self.text_embedder = text_embedder
@@ -129,6 +150,7 @@ class Ingestor:
         self._image_embedder: ImageEmbedder | None = None
         self.image_encoder_name = image_encoder_name
         self.options = options or IngestOptions()
+        self.autotagger = autotagger
 
     @property
     def image_embedder(self) -> ImageEmbedder:
@@ -140,6 +162,15 @@ class Ingestor:
     def ingest(self, loaded: LoadResult) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(rejections=list(loaded.rejections))
+        if self.autotagger is not None:
+            before = list(loaded.products)
+            # Unreadable photos are not rejected here: the image step below reports them once.
+            tagged = self.autotagger(loaded)
+            report.autotagged = sum(
+                old != new for old, new in zip(before, loaded.products, strict=True)
+            )
+            report.categories_predicted = tagged.categorised
+            report.categories_unsure = tagged.below_confidence
         products = _unique(loaded.products, "product", loaded.origins, report)
         articles = _unique(loaded.articles, "article", loaded.origins, report)
         self.store.collection("products", encoder=self.text_embedder.name)
@@ -372,6 +403,10 @@ def _product_label(product: Product, origins: dict[str, list[Origin]]) -> str:
 
 
 def _product_metadata(product: Product) -> dict[str, Any]:
+    predicted_category = "category" in product.predicted
+    colours = [
+        name.removeprefix("colour:") for name in product.predicted if name.startswith("colour:")
+    ]
     return {
         "product_id": product.id,
         "title": product.title,
@@ -386,6 +421,11 @@ def _product_metadata(product: Product) -> dict[str, Any]:
         "images": json.dumps([str(p) for p in product.images]),
         "tags": ", ".join(product.tags),
         "predicted": json.dumps(product.predicted) if product.predicted else None,
+        "category_source": ("predicted" if predicted_category else "catalogue")
+        if product.category
+        else None,
+        "category_confidence": product.predicted["category"] if predicted_category else None,
+        "colour_tags": ", ".join(colours) or None,
         "description": product.description,
         "description_zh": product.description_zh or None,
     }

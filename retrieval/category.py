@@ -121,7 +121,7 @@ class BandedFeatures:
         rows = []
         with torch.inference_mode():
             for image in images:
-                feature_map = self.base.feature_map(torch.from_numpy(self._pixels(image)))
+                feature_map = self.base.feature_map(torch.from_numpy(self.pixels(image)))
                 edges = np.linspace(0, feature_map.shape[-2], self.settings.bands + 1)
                 parts = [gem_pool(feature_map)] + [
                     gem_pool(feature_map[..., int(np.floor(low)) : int(np.ceil(high)), :])
@@ -130,7 +130,7 @@ class BandedFeatures:
                 rows.append(np.concatenate([l2_normalise(p.numpy()) for p in parts], axis=1))
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
-    def _pixels(self, image: Image.Image) -> np.ndarray:
+    def pixels(self, image: Image.Image) -> np.ndarray:
         """1×3×H×W input, aspect kept; the long side is capped so a panorama stays cheap."""
         rgb = image.convert("RGB")
         width, height = rgb.size

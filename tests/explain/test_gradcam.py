@@ -171,11 +171,24 @@ def test_explaining_leaves_the_shared_encoders_features_unchanged(gradcam: GradC
 
 @pytest.mark.integration
 def test_a_trained_category_classifier_is_explained_by_its_prediction(
-    gradcam: GradCam, prototype_head: Head
+    gradcam: GradCam,
 ) -> None:
-    classifier = CategoryClassifier(PRODUCTS, prototype_head, 1.0, ["full"], gradcam.encoder.name)
+    """The classifier sees banded features (whole map + horizontal bands, 4×1280), as trained."""
+    from retrieval.category import BandedFeatures, FeatureSettings
+
+    features = BandedFeatures(gradcam.encoder, FeatureSettings())
+    prototypes = features.embed_images([demo(name) for name in PRODUCTS])
+    dim = prototypes.shape[1]
+    head = Head(
+        np.zeros(dim, np.float32),
+        np.ones(dim, np.float32),
+        [((10.0 * prototypes.T).astype(np.float32), np.zeros(3, np.float32))],
+    )
+    classifier = CategoryClassifier(PRODUCTS, head, 1.0, ["full"], features.name)
     photo = pasted(demo(PRODUCTS[2]))
-    predicted = classifier.predict([photo], gradcam.encoder)[0].label
+    predicted = classifier.predict([photo], features)[0].label
     result = gradcam.classifier(photo, classifier)
     assert result.target == f"category:{predicted}"
     assert result.class_index == PRODUCTS.index(predicted)
+    assert result.heatmap.shape == (photo.height, photo.width)
+    assert heat_inside(result.heatmap) > 0.5

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner, Result
@@ -252,3 +253,177 @@ def test_help_works_on_every_command(invoke: Invoke) -> None:
 def test_every_kb_reporting_command_offers_json(invoke: Invoke) -> None:
     for command in ("ingest", "stats", "search", "delete", "reset"):
         assert "--json" in invoke("kb", command, "--help").stdout, command
+
+
+def price_the_shop(shop: Path) -> None:
+    """Prices, stock and languages on the `shop` catalogue: boot 120 (4 left), mug 12.50 (sold
+    out), tote 30 (10 left, a Chinese listing)."""
+    path = shop / "catalogue.json"
+    products = json.loads(path.read_text(encoding="utf-8"))
+    facts = {"boot": (120.0, 4, "en"), "mug": (12.5, 0, "en"), "tote": (30.0, 10, "zh")}
+    for product in products:
+        product["price"], product["stock"], product["language"] = facts[product["id"]]
+    path.write_text(json.dumps(products), encoding="utf-8")
+
+
+def save_alignment_head(data_dir: Path, words: dict[str, str], text_embedder: str) -> Path:
+    """An alignment head that maps each product's stored photo features exactly onto the query
+    embedding of one phrase, as if training had learned that phrase for that photo."""
+    from knowledge_base.store import KnowledgeStore
+    from retrieval.alignment import AlignmentHead, artifact_dir
+    from retrieval.image_encoder import ImageEncoder
+
+    stored = (
+        KnowledgeStore(path=data_dir / "chroma")
+        .collection("images")
+        .get(include=["embeddings", "metadatas"])
+    )
+    features = np.asarray(stored["embeddings"], dtype=np.float32)
+    phrases = [words[str(meta["product_id"])] for meta in stored["metadatas"] or []]
+    targets = models.get_text_embedder(text_embedder).embed_texts(phrases, kind="query")
+    solution = np.linalg.lstsq(features, targets, rcond=None)[0]
+    head = AlignmentHead(
+        {
+            "mean": np.zeros(features.shape[1], np.float32),
+            "w_out": solution.T.astype(np.float32),
+            "b_out": np.zeros(targets.shape[1], np.float32),
+        },
+        {"text_embedder": text_embedder, "image_encoder": ImageEncoder.name},
+    )
+    return head.save(artifact_dir(data_dir / "artifacts"))
+
+
+def product_ids(result: Result) -> list[str]:
+    return [product["product_id"] for product in as_json(result)["products"]]
+
+
+@pytest.mark.integration
+def test_text_search_filters_by_price_stock_language_and_product(
+    invoke: Invoke, shop: Path
+) -> None:
+    price_the_shop(shop)
+    assert invoke("kb", "ingest", shop).exit_code == 0
+
+    def search(*options: str) -> list[str]:
+        return sorted(product_ids(invoke("kb", "search", "boot mug bag", *options, "--json")))
+
+    assert search("--max-price", "50") == ["mug", "tote"]
+    assert search("--min-price", "100") == ["boot"]
+    assert search("--in-stock") == ["boot", "tote"]
+    assert search("--lang", "zh") == ["tote"]
+    assert search("--product-id", "mug") == ["mug"]
+    assert search("--in-stock", "--max-price", "100") == ["tote"]
+    found = as_json(invoke("kb", "search", "boot", "--in-stock", "--json"))
+    assert found["filters"] == {"in_stock": True} and found["articles"] == []
+    english = as_json(invoke("kb", "search", "parcels", "--lang", "en", "--json"))
+    assert english["articles"][0]["article_id"] == "shipping"
+    assert as_json(invoke("kb", "search", "parcels", "--lang", "zh", "--json"))["articles"] == []
+    contradiction = invoke("kb", "search", "boot", "--min-price", "50", "--max-price", "10")
+    assert contradiction.exit_code == 2
+    assert_one_line_error(contradiction, "min_price 50.0 is above max_price 10.0")
+
+
+@pytest.mark.integration
+def test_photo_search_says_how_sure_it_is_and_whether_the_category_agrees(
+    invoke: Invoke, shop: Path
+) -> None:
+    price_the_shop(shop)
+    assert invoke("kb", "ingest", shop).exit_code == 0
+    boot = shop / "images" / "boot.jpg"
+
+    found = as_json(invoke("kb", "search", "--image", boot, "--json"))
+    match, first = found["match"], found["products"][0]
+    assert match["confident"] is True and match["confidence"] >= match["threshold"]
+    # No category model is trained in this data folder: the nearest products vote.
+    assert (match["predicted_category"], match["category_source"]) == ("shoes", "catalogue")
+    assert first["product_id"] == "boot" and first["category_agrees"] is True
+    assert first["confidence"] == match["confidence"]
+    assert first["matched_image"].endswith("boot.jpg") and first["matched_view"] == "full"
+
+    assert sorted(product_ids(invoke("kb", "search", "--image", boot, "--in-stock", "--json"))) == [
+        "boot",
+        "tote",
+    ]
+    cheap = as_json(invoke("kb", "search", "--image", boot, "--max-price", "50", "--json"))
+    assert sorted(p["product_id"] for p in cheap["products"]) == ["mug", "tote"]
+    assert cheap["products"][0]["category_agrees"] is not None
+    none = as_json(invoke("kb", "search", "--image", boot, "--min-price", "1000", "--json"))
+    assert none["products"] == [] and none["match"]["confident"] is False
+
+    table = invoke("kb", "search", "--image", boot)
+    assert table.exit_code == 0 and "Photo match sure" in table.stdout
+
+
+@pytest.mark.integration
+def test_text_search_fuses_photo_evidence_when_an_alignment_head_exists(
+    invoke: Invoke, shop: Path, tmp_path: Path
+) -> None:
+    assert invoke("kb", "ingest", shop).exit_code == 0
+    text_only = as_json(invoke("kb", "search", "crimson", "--json"))
+    assert text_only["image_evidence"]["used"] is False
+    assert "shopsight train align" in text_only["image_evidence"]["reason"]
+    assert all(p["image_rank"] is None and p["text_rank"] for p in text_only["products"])
+    assert "Photo evidence: off" in invoke("kb", "search", "crimson").stdout
+
+    folder = save_alignment_head(
+        tmp_path / "data", {"boot": "crimson", "mug": "azure", "tote": "olive"}, "hash"
+    )
+    fused = as_json(invoke("kb", "search", "crimson", "--json"))
+    evidence = fused["image_evidence"]
+    assert evidence["used"] is True and evidence["space"].startswith("align-v1:")
+    by_id = {p["product_id"]: p for p in fused["products"]}
+    assert by_id["boot"]["image_rank"] == 1
+    assert by_id["boot"]["image_score"] == pytest.approx(1.0, abs=1e-3)
+    assert by_id["boot"]["matched_image"].endswith("boot.jpg")
+    assert all(p["text_rank"] and p["image_rank"] for p in fused["products"])
+    # The default weight lets photos re-order only near-ties of text; a heavy one lets them lead.
+    assert product_ids(invoke("kb", "search", "crimson", "--json")) == [
+        p["product_id"] for p in text_only["products"]
+    ]
+    heavy = invoke("kb", "search", "crimson", "--image-weight", "100", "--json")
+    assert product_ids(heavy)[0] == "boot"
+    assert "Photo evidence: align-v1:" in invoke("kb", "search", "crimson").stdout
+    off = as_json(invoke("kb", "search", "crimson", "--image-weight", "0", "--json"))
+    assert off["image_evidence"]["used"] is False
+    assert "--image-weight 0" in off["image_evidence"]["reason"]
+
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "text_embedder": "minilm"}))
+    mismatch = as_json(invoke("kb", "search", "crimson", "--json"))["image_evidence"]
+    assert mismatch["used"] is False and "trained for text embedder 'minilm'" in mismatch["reason"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_search_with_the_real_models_fuses_text_and_photo_evidence(
+    invoke: Invoke, shop: Path, tmp_path: Path
+) -> None:
+    e5 = {"SHOPSIGHT_TEXT_EMBEDDER": "e5"}
+    assert invoke("kb", "ingest", shop, **e5).exit_code == 0
+    words = {"boot": "something red", "mug": "something green", "tote": "something blue"}
+    save_alignment_head(tmp_path / "data", words, "e5")
+
+    found = as_json(invoke("kb", "search", "waterproof hiking boot", "--json", **e5))
+    assert found["image_evidence"]["used"] is True
+    assert found["products"][0]["product_id"] == "boot"
+    assert found["products"][0]["text_rank"] == 1
+    assert found["articles"]
+    green = as_json(invoke("kb", "search", "something green", "--json", **e5))
+    mug = next(p for p in green["products"] if p["product_id"] == "mug")
+    assert mug["image_rank"] == 1 and mug["matched_image"].endswith("mug.jpg")
+    shipping = as_json(invoke("kb", "search", "when do parcels leave?", "--json", **e5))
+    assert shipping["articles"][0]["article_id"] == "shipping"
+
+
+@pytest.mark.integration
+def test_a_configured_local_clip_model_supplies_the_photo_evidence(
+    invoke: Invoke, shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.retrieval.test_clip_local import save_tiny_clip
+
+    assert invoke("kb", "ingest", shop).exit_code == 0
+    monkeypatch.setenv("SHOPSIGHT_CLIP_MODEL_PATH", str(save_tiny_clip(tmp_path / "clip")))
+    fused = as_json(invoke("kb", "search", "red dress", "--json"))
+    assert fused["image_evidence"]["used"] is True
+    assert fused["image_evidence"]["space"].startswith("clip:")
+    assert fused["products"]

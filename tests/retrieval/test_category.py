@@ -354,5 +354,5 @@ def test_banded_features_keep_aspect_and_normalise_each_part() -> None:
     assert rows.shape == (2, 4 * 1280)
     norms = np.linalg.norm(rows.reshape(2, 4, 1280), axis=2)
     np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
-    assert encoder._pixels(photos[0]).shape == (1, 3, 171, 128)
-    assert encoder._pixels(photos[1]).shape[-1] == 512  # a panorama's long side is capped
+    assert encoder.pixels(photos[0]).shape == (1, 3, 171, 128)
+    assert encoder.pixels(photos[1]).shape[-1] == 512  # a panorama's long side is capped

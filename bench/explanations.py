@@ -1,8 +1,8 @@
 """Explanation latency: seconds per SHAP explanation and milliseconds per Grad-CAM.
 
-    python bench/explain.py                         # everything, 5 repeats
-    python bench/explain.py --repeats 3 --no-intent --json
-    python bench/explain.py --threads 1 --images ../shared/data/clothing-small/validation
+    python bench/explanations.py                         # everything, 5 repeats
+    python bench/explanations.py --repeats 3 --no-intent --json
+    python bench/explanations.py --threads 1 --images ../shared/data/clothing-small/validation
 
 SHAP (targets: ≤ 2 s per message): a fixed set of English and Chinese customer messages is
 explained with each scoring function — VADER, SnowNLP, the escalation score (VADER plus risk
@@ -34,10 +34,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
-
-# This script shares its name with the `explain` package: put the project root first on the
-# import path, or `import explain` would find this file instead of the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.sentiment import snownlp, vader
 from explain.gradcam import GradCam

@@ -1,0 +1,83 @@
+"""Evidence packs of turns (agent key): 202 while being computed, 200 when ready or failed."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+
+from assistant.api.context import AgentDep, ContextDep
+from assistant.api.errors import ApiError
+from assistant.api.openapi import ERRORS
+from assistant.schemas import EvidencePack
+
+router = APIRouter(tags=["evidence"])
+
+EVIDENCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RETRY_SECONDS = 2
+
+
+def _pack(context: ContextDep, evidence_id: str) -> EvidencePack:
+    pack = (
+        context.components.evidence.get(evidence_id) if EVIDENCE_ID.fullmatch(evidence_id) else None
+    )
+    if pack is None:
+        raise ApiError(
+            404,
+            "evidence_not_found",
+            f"no turn has evidence id {evidence_id!r} (its session may have been deleted)",
+        )
+    return pack
+
+
+@router.get(
+    "/v1/evidence/{evidence_id}",
+    response_model=EvidencePack,
+    summary="Why a turn came out as it did: attributions and heatmaps (agent key)",
+    description=(
+        "202 with status 'pending' (and Retry-After) while the explanations are computed; 200 "
+        "with status 'ready', or 'failed' with the error; 404 for an unknown id."
+    ),
+    responses=ERRORS
+    | {
+        202: {"model": EvidencePack, "description": "Still being computed"},
+        404: ERRORS[400] | {"description": "Unknown evidence id"},
+    },
+)
+def get_evidence(
+    evidence_id: str, response: Response, context: ContextDep, _agent: AgentDep
+) -> EvidencePack:
+    pack = _pack(context, evidence_id)
+    if pack.status == "pending":
+        response.status_code = 202
+        response.headers["Retry-After"] = str(RETRY_SECONDS)
+    return pack
+
+
+@router.get(
+    "/v1/evidence/{evidence_id}/heatmaps/{file_name}",
+    response_class=FileResponse,
+    summary="A Grad-CAM heatmap PNG named in the evidence pack (agent key)",
+    responses=ERRORS | {200: {"content": {"image/png": {}}, "description": "The PNG"}},
+)
+def get_heatmap(
+    evidence_id: str, file_name: str, context: ContextDep, _agent: AgentDep
+) -> FileResponse:
+    pack = _pack(context, evidence_id)
+    # Only files the pack lists as heatmaps: the pack folder also holds the customer's photo.
+    listed = {heatmap.file for heatmap in pack.heatmaps}
+    path = (
+        context.components.evidence.heatmap_path(evidence_id, file_name)
+        if file_name in listed
+        else None
+    )
+    if path is None:
+        status = "is still being computed" if pack.status == "pending" else "has no such heatmap"
+        raise ApiError(
+            404,
+            "heatmap_not_found",
+            f"evidence {evidence_id!r} {status}: {file_name!r}; the pack lists "
+            f"{sorted(listed) or 'no heatmaps'}",
+        )
+    return FileResponse(path, media_type="image/png")
