@@ -540,7 +540,7 @@ def demo(
         report = components.ingestor.ingest(
             load_paths([DEMO_SHOP / "products.json", DEMO_SHOP / "articles"])
         )
-        searcher = components.text_searcher
+        searcher = components.hybrid_searcher
         examples = ["how long does delivery take?", "退货政策是什么？", "waterproof hiking boots"]
         results: list[dict[str, Any]] = [
             {

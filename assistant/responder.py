@@ -114,6 +114,7 @@ class ProductFacts:
         return ProductCard(
             product_id=self.product_id,
             title=self.title,
+            title_zh=self.title_zh,
             category=self.category,
             price=self.price,
             currency=self.currency,

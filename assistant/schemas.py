@@ -36,6 +36,12 @@ class Citation(BaseModel):
 class ProductCard(BaseModel):
     product_id: str
     title: str
+    title_zh: str = ""
+
+    def name(self, language: str) -> str:
+        """The title in the customer's language when the catalogue has one."""
+        return self.title_zh if language == "zh" and self.title_zh else self.title
+
     category: str = ""
     price: float | None = None
     currency: str | None = None

@@ -38,7 +38,8 @@ def assistant_message(result: TurnResult) -> dict[str, Any]:
     }
     if result.decision.action == "clarify" and result.products:
         message["options"] = [
-            {"value": card.product_id, "label": card.title} for card in result.products
+            {"value": card.product_id, "label": card.name(result.language)}
+            for card in result.products
         ]
     return message
 
@@ -183,7 +184,9 @@ class CustomerChat:
         question = result.decision.action == "clarify"
         shown = {
             "language": result.language,
-            "candidates": {c.product_id: c.title for c in result.products} if question else {},
+            "candidates": {c.product_id: c.name(result.language) for c in result.products}
+            if question
+            else {},
         }
         if not result.products:
             return gr.skip(), shown

@@ -45,7 +45,7 @@ class KnowledgeTab:
                 image = load_image(Path(photo), settings.max_image_pixels, settings.max_image_side)
             except ImageRejected as exc:
                 raise gr.Error(str(exc)) from exc
-            return search_results_html(components.photo_searcher.search(image, k=count), [])
+            return search_results_html(components.search_photo(image, count).matches, [])
         query = (text or "").strip()
         if not query:
             raise gr.Error("Type something to search for, or give a photo.")

@@ -108,7 +108,7 @@ def product_card_html(card: ProductCard, language: str = "en") -> str:
     e = html.escape
     src = image_data_url(card.image)
     picture = (
-        f'<img src="{src}" alt="{e(card.title)}" style="{_IMAGE_STYLE}">'
+        f'<img src="{src}" alt="{e(card.name(language))}" style="{_IMAGE_STYLE}">'
         if src
         else f'<div style="{_IMAGE_STYLE};display:flex;align-items:center;'
         f'justify-content:center;color:#888">{e(label(language, "no_image"))}</div>'
@@ -129,7 +129,7 @@ def product_card_html(card: ProductCard, language: str = "en") -> str:
     return (
         f'<div class="ss-card" data-product-id="{e(card.product_id)}" style="{_CARD_STYLE}">'
         f"{picture}"
-        f'<div class="ss-card-title" style="font-weight:600;margin-top:6px">{e(card.title)}</div>'
+        f'<div class="ss-card-title" style="font-weight:600;margin-top:6px">{e(card.name(language))}</div>'
         f'<div class="ss-card-price" style="font-size:18px;margin-top:2px">{e(price)}</div>'
         f'<div class="ss-card-stock" style="font-size:13px;color:{colour}">{e(stock)}</div>'
         f"{confidence}</div>"
