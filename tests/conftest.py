@@ -148,3 +148,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with the demo shop ingested by the real E5 embedder, made once per session."""
+    from assistant.components import Components
+    from tests.assistant.demo_shop import ingest_demo_shop
+
+    template = os.environ.get("SHOPSIGHT_TEST_DEMO_STORE")
+    if template and (Path(template) / "chroma").is_dir():
+        return Path(template)
+    data_dir = tmp_path_factory.mktemp("demo-store") / "data"
+    ingest_demo_shop(Components(Settings(data_dir=data_dir, text_embedder="e5"), progress=False))
+    return data_dir

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import JsonOption, print_json, user_errors
+from assistant.commands.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
 from retrieval.alignment import AlignmentConfig, AlignmentMismatch, FeatureFn
@@ -78,9 +84,7 @@ def train_align_command(
     epochs: EpochsOption = _DEFAULTS.epochs,
     seed: SeedOption = _DEFAULTS.seed,
     flip: FlipOption = True,
-    out: Annotated[
-        Path | None, typer.Option(help="Artefacts folder (default: SHOPSIGHT_DATA_DIR/artifacts).")
-    ] = None,
+    out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train the image→text alignment head on all of DATA and save it as `align-v1`.
@@ -145,9 +149,7 @@ def eval_text_to_image_command(
     epochs: EpochsOption = _DEFAULTS.epochs,
     seed: SeedOption = _DEFAULTS.seed,
     flip: FlipOption = True,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Text→image recall@1/@10 on held-out products, against text-only search and random."""

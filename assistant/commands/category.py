@@ -9,7 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import JsonOption, print_json, user_errors
+from assistant.commands.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
 
@@ -61,9 +67,7 @@ def train_category_command(
     hidden: Annotated[
         int, typer.Option(min=0, help="Hidden units of the MLP head; 0 = logistic regression.")
     ] = 512,
-    out: Annotated[
-        Path | None, typer.Option(help="Artefacts folder (default: SHOPSIGHT_DATA_DIR/artifacts).")
-    ] = None,
+    out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train the category classifier on labelled photos and save a new `category-vN` artefact."""
@@ -99,9 +103,7 @@ def eval_category_command(
         Path | None,
         typer.Option(help="A `category-vN` folder (default: the newest under the artefacts)."),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate the category classifier: accuracy, macro-F1, per-class report, confusion matrix."""

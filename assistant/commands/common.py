@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,12 @@ from rich.markup import escape
 from retrieval.offline import MissingDependency
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ArtifactsOutOption = Annotated[
+    Path | None, typer.Option(help="Artefacts folder (default: SHOPSIGHT_DATA_DIR/artifacts).")
+]
+ReportsOutOption = Annotated[
+    Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
+]
 err_console = Console(stderr=True, soft_wrap=True)
 USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError, MissingDependency)
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import user_errors
+from assistant.commands.common import ReportsOutOption, user_errors
 from assistant.settings import Settings
 from knowledge_base.store import EmbedderMismatch, KnowledgeStore, StoreUnavailable
 from retrieval.hybrid import SEARCH_MODES, SearchMode
@@ -67,9 +67,7 @@ def eval_faq_command(
     rrf_k: Annotated[
         int | None, typer.Option(min=1, help="RRF constant of the hybrid fusion (default: tuned).")
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Evaluate FAQ search: does the answering article come first? Reports per search mode."""

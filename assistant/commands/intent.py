@@ -9,7 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import JsonOption, print_json, user_errors
+from assistant.commands.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
 from assistant.settings import Settings
 
 console = Console()
@@ -40,9 +46,7 @@ def train_intent_command(
     test_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.4, help="Share of each label held out for the report.")
     ] = 0.15,
-    out: Annotated[
-        Path | None, typer.Option(help="Artefacts folder (default: SHOPSIGHT_DATA_DIR/artifacts).")
-    ] = None,
+    out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train an intent head on labelled messages and save a new `intent-vN` artefact."""
@@ -109,9 +113,7 @@ def eval_intent_command(
         Path | None,
         typer.Option(help="An `intent-vN` folder (default: the newest under the artefacts)."),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score intent models on the held-out test rows of a labelled CSV: accuracy, macro-F1,

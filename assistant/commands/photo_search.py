@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import JsonOption, print_json, user_errors
+from assistant.commands.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
 from retrieval.simulate import DEFAULT_SEED
@@ -86,9 +92,7 @@ def train_photo_match_command(
         float, typer.Option(min=0.5, max=0.999, help="Precision the threshold must reach.")
     ] = 0.9,
     category_model: CategoryOption = False,
-    out: Annotated[
-        Path | None, typer.Option(help="Artefacts folder (default: SHOPSIGHT_DATA_DIR/artifacts).")
-    ] = None,
+    out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fit the photo-match confidence and its "not sure" threshold on simulated customer photos
@@ -160,9 +164,7 @@ def eval_photo_search_command(
         int, typer.Option(help="Seed of the simulated customer photos (retrieval/simulate.py).")
     ] = DEFAULT_SEED,
     category_model: CategoryOption = False,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Photo → product search on a catalogue: recall@1/5/10, MRR and how well the "not sure"

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.commands.common import JsonOption, print_json, user_errors
+from assistant.commands.common import JsonOption, ReportsOutOption, print_json, user_errors
 from assistant.sentiment_training import ZH_MAX_EXAMPLES
 from assistant.settings import get_settings
 
@@ -231,9 +231,7 @@ def eval_sentiment_command(
             help="A sentiment artefact (default: SHOPSIGHT_DATA_DIR/artifacts/sentiment-v1).",
         ),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default: SHOPSIGHT_DATA_DIR/reports).")
-    ] = None,
+    out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate sentiment models side by side: accuracy and macro-F1 on held-out data.

@@ -1,15 +1,12 @@
 """Real servers for the API tests: uvicorn on a loopback port, the demo shop ingested once.
 
-One `Components` (real E5 embedder, EfficientNet, Chroma, SQLite) serves every server of the
-session; the servers differ only in their settings (keys, rate limits, UI on or off).
-Set SHOPSIGHT_TEST_DEMO_STORE to a data folder where the demo shop was ingested before (with
-the E5 embedder) to start from a copy of it: ingestion still runs, and finds it all unchanged.
+One `Components` (real E5 embedder, EfficientNet, Chroma, SQLite) over a copy of the session's
+demo store serves every server of the session; the servers differ only in their settings
+(keys, rate limits, UI on or off).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +20,7 @@ from assistant.api.auth import digest
 from assistant.api.server import BackgroundServer
 from assistant.components import Components
 from assistant.settings import Settings
-from knowledge_base.loaders import load_paths
-from tests.assistant.demo_shop import DEMO
+from tests.assistant.demo_shop import demo_components
 
 AGENT_KEY = "agent-key-for-tests"
 ADMIN_KEY = "admin-key-for-tests"
@@ -52,14 +48,11 @@ def api_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
+def components(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
     data_dir = tmp_path_factory.mktemp("api") / "data"
-    template = os.environ.get("SHOPSIGHT_TEST_DEMO_STORE")
-    if template and (Path(template) / "chroma").is_dir():
-        shutil.copytree(Path(template) / "chroma", data_dir / "chroma")
-    components = Components(api_settings(data_dir), progress=False)
-    report = components.ingestor.ingest(load_paths([DEMO / "products.json", DEMO / "articles"]))
-    assert report.ok, report.rejections
+    components = demo_components(
+        demo_store, data_dir, **api_settings(data_dir).model_dump(exclude={"data_dir"})
+    )
     yield components
     if "evidence" in vars(components):
         components.evidence.close()

@@ -9,9 +9,7 @@ import pytest
 
 from assistant.components import Components
 from assistant.engine import Engine
-from assistant.settings import Settings
-from knowledge_base.loaders import load_paths
-from tests.assistant.demo_shop import DEMO
+from tests.assistant.demo_shop import demo_components
 
 
 @pytest.fixture(scope="package")
@@ -20,11 +18,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="package")
-def components(data_dir: Path) -> Iterator[Components]:
-    components = Components(Settings(data_dir=data_dir, text_embedder="e5"), progress=False)
-    report = components.ingestor.ingest(load_paths([DEMO / "products.json", DEMO / "articles"]))
-    assert report.ok, report.rejections
-    yield components
+def components(demo_store: Path, data_dir: Path) -> Iterator[Components]:
+    yield demo_components(demo_store, data_dir)
 
 
 @pytest.fixture(scope="package")

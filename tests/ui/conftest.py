@@ -16,9 +16,7 @@ import httpx
 import pytest
 
 from assistant.components import Components
-from assistant.settings import Settings
-from knowledge_base.loaders import load_paths
-from tests.assistant.demo_shop import DEMO
+from tests.assistant.demo_shop import demo_components
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "data" / "reports" / "ui-screenshots"
 BROWSER_ARGS = [
@@ -76,16 +74,10 @@ def driver(chromium: tuple[str, str], app_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="package")
-def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
-    """The demo shop ingested once for the UI tests (real E5 embedder, EfficientNet, Chroma)."""
+def components(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
+    """A copy of the session's demo store for the UI tests (real E5, EfficientNet, Chroma)."""
     data_dir = tmp_path_factory.mktemp("ui") / "data"
-    template = os.environ.get("SHOPSIGHT_TEST_DEMO_STORE")
-    if template and (Path(template) / "chroma").is_dir():
-        shutil.copytree(Path(template) / "chroma", data_dir / "chroma")
-    settings = Settings(data_dir=data_dir, text_embedder="e5", evidence_mode="background")
-    components = Components(settings, progress=False)
-    report = components.ingestor.ingest(load_paths([DEMO / "products.json", DEMO / "articles"]))
-    assert report.ok, report.rejections
+    components = demo_components(demo_store, data_dir, evidence_mode="background")
     yield components
     if "evidence" in vars(components):
         components.evidence.close()
