@@ -10,6 +10,7 @@ Endpoints and who may call them:
 | DELETE /v1/sessions/{id} | agent key, or the customer holding the session id |
 | GET /v1/evidence/{id}, .../heatmaps/{file} | agent key |
 | POST /v1/kb/ingest, GET /v1/kb/stats | admin key |
+| GET /v1/products/{id}/image | anyone (rate-limited per client) |
 | GET /healthz, /readyz, /metrics | anyone (no personal data) |
 """
 
@@ -30,6 +31,7 @@ from assistant.api import (
     routes_evidence,
     routes_health,
     routes_kb,
+    routes_products,
     routes_search,
     routes_sessions,
 )
@@ -95,6 +97,7 @@ def create_app(
         routes_search,
         routes_evidence,
         routes_kb,
+        routes_products,
         routes_health,
     ):
         app.include_router(module.router)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from assistant.api.context import CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
+from assistant.api.routes_products import public_images
 from assistant.api.uploads import image_rule, read_multipart, sniff_image
 from assistant.safety import InputRejected, Limits, check_text
 from assistant.schemas import TurnRequest, TurnResult
@@ -91,7 +92,7 @@ async def chat(request: Request, context: ContextDep, caller: CallerDep) -> Turn
         )
     finally:
         form.close()
-    result = await context.turns.run(turn)
+    result = public_images(await context.turns.run(turn))
     return result if caller.trusted else for_customer(result)
 
 

@@ -82,7 +82,13 @@ def test_photo_chat_recognises_the_product_and_a_pick_is_answered(client: httpx.
     session = session_id()
     photo = chat(client, session, "Hi, what is this?", image=customer_photo("backpack-urban-black"))
     assert photo.status_code == 200, photo.text
-    assert photo.json()["products"][0]["product_id"] == "backpack-urban-black"
+    card = photo.json()["products"][0]
+    assert card["product_id"] == "backpack-urban-black"
+    # Pictures are links to this service, never file paths of the server.
+    assert card["image"] == "/v1/products/backpack-urban-black/image"
+    picture = client.get(card["image"])
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    assert_error(client.get("/v1/products/no-such-product/image"), 404, "image_not_found")
 
     picked = chat(client, session_id(), chosen_product_id="mug-stoneware-blue")
     assert picked.status_code == 200, picked.text
