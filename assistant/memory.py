@@ -1,6 +1,7 @@
 """Conversation memory: sessions and turns in SQL (SQLite file by default, PostgreSQL by URL).
 
-Only redacted text is stored. Deleting a session erases its turns and evidence with it.
+Only redacted text is stored. Deleting a session erases its turns, its agent replies and its
+evidence with it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class TurnRecord(BaseModel):
     result: dict[str, Any]
 
 
+class AgentReply(BaseModel):
+    """A message a human agent sent into the conversation."""
+
+    text: str
+    after_turn: int = Field(description="Turns the conversation had when it was sent.")
+    created_at: dt.datetime
+
+
 class _Base(DeclarativeBase):
     pass
 
@@ -78,6 +87,18 @@ class _TurnRow(_Base):
     evidence_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     session: Mapped[_SessionRow] = relationship(back_populates="turns")
+
+
+class _AgentReplyRow(_Base):
+    __tablename__ = "agent_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    after_turn: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str] = mapped_column(Text)
 
 
 def _now() -> dt.datetime:
@@ -164,10 +185,37 @@ class ConversationMemory:
             )
             return [(r.id, r.updated_at, SessionState.model_validate(r.state)) for r in rows]
 
+    def add_agent_reply(self, session_id: str, text: str) -> AgentReply | None:
+        """Store a human agent's message after the turns so far; None for an unknown session."""
+        with self._lock, Session(self.engine) as db, db.begin():
+            row = db.get(_SessionRow, session_id)
+            if row is None:
+                return None
+            now = _now()
+            reply = _AgentReplyRow(
+                session_id=session_id, after_turn=len(row.turns), created_at=now, text=text
+            )
+            db.add(reply)
+            row.updated_at = now
+            return AgentReply(text=text, after_turn=reply.after_turn, created_at=now)
+
+    def agent_replies(self, session_id: str) -> list[AgentReply]:
+        with Session(self.engine) as db:
+            rows = db.scalars(
+                select(_AgentReplyRow)
+                .where(_AgentReplyRow.session_id == session_id)
+                .order_by(_AgentReplyRow.id)
+            )
+            return [
+                AgentReply(text=r.text, after_turn=r.after_turn, created_at=r.created_at)
+                for r in rows
+            ]
+
     def delete(self, session_id: str) -> bool:
-        """Erase a session and all its turns; returns whether it existed."""
+        """Erase a session, its turns and its agent replies; returns whether it existed."""
         with self._lock, Session(self.engine) as db, db.begin():
             db.execute(delete(_TurnRow).where(_TurnRow.session_id == session_id))
+            db.execute(delete(_AgentReplyRow).where(_AgentReplyRow.session_id == session_id))
             existed = db.get(_SessionRow, session_id) is not None
             db.execute(delete(_SessionRow).where(_SessionRow.id == session_id))
             return existed

@@ -6,7 +6,8 @@ Endpoints and who may call them:
 |---|---|
 | POST /v1/chat | anyone (rate-limited per session and client); agents get agent-only fields |
 | POST /v1/search/text, /v1/search/image | anyone (rate-limited per client) |
-| GET /v1/sessions, GET /v1/sessions/{id} | agent key |
+| GET /v1/sessions, GET /v1/sessions/{id}, POST /v1/sessions/{id}/replies | agent key |
+| GET /v1/sessions/{id}/replies | agent key, or the customer holding the session id |
 | DELETE /v1/sessions/{id} | agent key, or the customer holding the session id |
 | GET /v1/evidence/{id}, .../heatmaps/{file} | agent key |
 | POST /v1/kb/ingest, GET /v1/kb/stats | admin key |

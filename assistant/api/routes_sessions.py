@@ -6,13 +6,13 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.context import AgentDep, CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
 from assistant.api.routes_chat import valid_session_id
-from assistant.memory import SessionState, TurnRecord
+from assistant.memory import AgentReply, SessionState, TurnRecord
 
 router = APIRouter(tags=["sessions"])
 
@@ -30,6 +30,15 @@ class SessionView(BaseModel):
     session_id: str
     state: SessionState
     turns: list[TurnRecord]
+    agent_replies: list[AgentReply] = Field(default_factory=list)
+
+
+class ReplyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        min_length=1, max_length=4000, description="What the agent tells the customer."
+    )
 
 
 class Deleted(BaseModel):
@@ -72,7 +81,45 @@ def get_session(session_id: str, context: ContextDep, _agent: AgentDep) -> Sessi
     turns = memory.history(valid_session_id(session_id))
     if not turns:
         raise _unknown(session_id)
-    return SessionView(session_id=session_id, state=memory.load_state(session_id), turns=turns)
+    return SessionView(
+        session_id=session_id,
+        state=memory.load_state(session_id),
+        turns=turns,
+        agent_replies=memory.agent_replies(session_id),
+    )
+
+
+@router.post(
+    "/v1/sessions/{session_id}/replies",
+    response_model=AgentReply,
+    status_code=201,
+    summary="Send a human agent's message into the conversation (agent key)",
+    responses=ERRORS | {404: ERRORS[400] | {"description": "No such session"}},
+)
+def send_reply(
+    session_id: str, body: ReplyBody, context: ContextDep, _agent: AgentDep
+) -> AgentReply:
+    text = body.text.strip()
+    if not text:
+        raise ApiError(422, "invalid_field", "text is empty: write the message to send")
+    reply = context.components.memory.add_agent_reply(valid_session_id(session_id), text)
+    if reply is None:
+        raise _unknown(session_id)
+    return reply
+
+
+@router.get(
+    "/v1/sessions/{session_id}/replies",
+    response_model=list[AgentReply],
+    summary="The messages human agents sent into a conversation",
+    description="Allowed with an agent key, or without one to the customer holding the session "
+    "id (the chat client polls it).",
+    responses=ERRORS,
+)
+def list_replies(session_id: str, context: ContextDep, caller: CallerDep) -> list[AgentReply]:
+    if not caller.trusted:
+        context.limits.check_client(caller.client)
+    return context.components.memory.agent_replies(valid_session_id(session_id))
 
 
 @router.delete(

@@ -26,18 +26,16 @@ def build_ui(components: Components) -> gr.Blocks:
     from assistant.ui.agent import build_agent_tab
     from assistant.ui.customer import build_customer_tab
     from assistant.ui.knowledge import build_knowledge_tab
-    from assistant.ui.outbox import AgentOutbox
 
-    outbox = AgentOutbox()
     gate = StaffGate(components.settings)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as ui:
         gr.Markdown(f"## {TITLE} · customer service")
         key = gate.key_box()
         with gr.Tabs():
             with gr.Tab("Customer chat / 客户聊天", id="customer", elem_id="tab-customer"):
-                build_customer_tab(components, outbox, ui)
+                build_customer_tab(components, ui)
             with gr.Tab("Agent console", id="agent", elem_id="tab-agent") as agent_tab:
-                sessions, listed, console = build_agent_tab(components, outbox, gate, key)
+                sessions, listed, console = build_agent_tab(components, gate, key)
             with gr.Tab("Knowledge base", id="knowledge", elem_id="tab-knowledge") as kb_tab:
                 stats, knowledge = build_knowledge_tab(components, gate, key)
         agent_tab.select(console.on_open, inputs=[key], outputs=[sessions, listed])

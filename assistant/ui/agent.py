@@ -12,7 +12,6 @@ from PIL import Image
 from assistant.evidence import PHOTO_FILE
 from assistant.schemas import EvidencePack, TurnResult
 from assistant.ui.access import StaffGate
-from assistant.ui.outbox import AgentOutbox
 from assistant.ui.render import (
     attributions_html,
     decision_html,
@@ -87,9 +86,8 @@ def evidence_status(pack: EvidencePack | None) -> str:
 class AgentConsole:
     """Event handlers of the console; reads memory and evidence through `Components`."""
 
-    def __init__(self, components: Components, outbox: AgentOutbox, gate: StaffGate) -> None:
+    def __init__(self, components: Components, gate: StaffGate) -> None:
         self.components = components
-        self.outbox = outbox
         self.gate = gate
 
     # --- conversations ---------------------------------------------------------------------
@@ -121,7 +119,7 @@ class AgentConsole:
         evidence = self.components.evidence
         records = self.components.memory.history(session_id)
         results = [TurnResult.model_validate(r.result) for r in records]
-        sent = self.outbox.messages(session_id)
+        sent = self.components.memory.agent_replies(session_id)
         transcript: list[dict[str, Any]] = []
         turns = []
         for record, result in zip(records, results, strict=True):
@@ -190,8 +188,8 @@ class AgentConsole:
             raise gr.Error("Pick a conversation first.")
         if not text:
             raise gr.Error("The reply is empty: pick a suggestion or type one.")
-        turns = len(self.components.memory.history(session_id))
-        self.outbox.send(session_id, text, after_turn=turns)
+        if self.components.memory.add_agent_reply(session_id, text) is None:
+            raise gr.Error("That conversation no longer exists.")
         gr.Info("Sent to the customer.")
         view = self.session_view(session_id)
         return view.transcript, "", {"session": session_id, "marker": list(view.marker)}
@@ -270,11 +268,11 @@ class AgentConsole:
 
 
 def build_agent_tab(
-    components: Components, outbox: AgentOutbox, gate: StaffGate, key: gr.Textbox
+    components: Components, gate: StaffGate, key: gr.Textbox
 ) -> tuple[gr.Dropdown, gr.State, AgentConsole]:
     """The widgets and events of the console; returns the conversation picker, its listed
     choices and the handlers, so opening the tab can refresh the list."""
-    console = AgentConsole(components, outbox, gate)
+    console = AgentConsole(components, gate)
     shown = gr.State({})
     listed = gr.State([])
     evidence_state = gr.State("")

@@ -10,7 +10,6 @@ import gradio as gr
 
 from assistant.safety import InputRejected
 from assistant.schemas import TurnRequest, TurnResult
-from assistant.ui.outbox import AgentOutbox
 from assistant.ui.render import label, product_cards_html, reply_message
 
 if TYPE_CHECKING:
@@ -51,9 +50,8 @@ def agent_message(text: str, language: str) -> dict[str, Any]:
 class CustomerChat:
     """Event handlers of the chat tab; each turn goes through `components.engine` in-process."""
 
-    def __init__(self, components: Components, outbox: AgentOutbox) -> None:
+    def __init__(self, components: Components) -> None:
         self.components = components
-        self.outbox = outbox
 
     def start(self) -> tuple[str, str, History, str, int, dict[str, Any]]:
         session_id = new_session_id()
@@ -63,7 +61,6 @@ class CustomerChat:
         """Erase the conversation (turns, photos, explanations) and start a fresh one."""
         if session_id:
             self.components.delete_session(session_id)
-            self.outbox.forget(session_id)
         gr.Info("Your conversation was deleted.")
         return self.start()
 
@@ -153,7 +150,7 @@ class CustomerChat:
         self, session_id: str, seen_agent: int, history: History, shown: dict[str, Any]
     ) -> tuple[Any, ...]:
         """Messages a human agent sent from the console since the chat last looked."""
-        if not session_id or not self.outbox.since(session_id, seen_agent):
+        if not session_id or not self.components.memory.agent_replies(session_id)[seen_agent:]:
             return gr.skip(), gr.skip()
         return self._with_agent_messages(list(history or []), session_id, seen_agent, shown)
 
@@ -195,7 +192,7 @@ class CustomerChat:
     def _with_agent_messages(
         self, history: History, session_id: str, seen_agent: int, shown: dict[str, Any]
     ) -> tuple[History, int]:
-        new = self.outbox.since(session_id, seen_agent)
+        new = self.components.memory.agent_replies(session_id)[seen_agent:]
         language = (shown or {}).get("language", "en")
         history.extend(agent_message(m.text, language) for m in new)
         return history, seen_agent + len(new)
@@ -221,9 +218,9 @@ def _chat_widgets() -> tuple[gr.Chatbot, gr.MultimodalTextbox]:
     return chatbot, box
 
 
-def build_customer_tab(components: Components, outbox: AgentOutbox, ui: gr.Blocks) -> None:
+def build_customer_tab(components: Components, ui: gr.Blocks) -> None:
     """The widgets and events of the chat; call inside a `gr.Tab`."""
-    chat = CustomerChat(components, outbox)
+    chat = CustomerChat(components)
     session = gr.State("")
     seen_agent = gr.State(0)
     pending = gr.State(None)

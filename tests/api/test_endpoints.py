@@ -341,3 +341,24 @@ def test_unknown_paths_and_wrong_methods_get_the_json_error_shape(client: httpx.
     assert_error(client.post("/healthz"), 405, "method_not_allowed")
     assert_error(client.put("/v1/sessions/abc", headers=AGENT), 405, "method_not_allowed")
     assert_healthy(client)
+
+
+def test_agent_replies_are_stored_with_the_conversation(client: httpx.Client) -> None:
+    session = session_id()
+    assert chat(client, session, "Where is my parcel?").status_code == 200
+    path = f"/v1/sessions/{session}/replies"
+    assert_error(client.post(path, json={"text": "On its way!"}), 401)
+    sent = client.post(path, json={"text": "It left our warehouse today."}, headers=AGENT)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["after_turn"] == 1
+
+    mine = client.get(path)  # the customer holding the session id polls it
+    assert [r["text"] for r in mine.json()] == ["It left our warehouse today."]
+    view = client.get(f"/v1/sessions/{session}", headers=AGENT).json()
+    assert view["agent_replies"][0]["text"] == "It left our warehouse today."
+    assert_error(client.post(path, json={"text": "  "}, headers=AGENT), 422)
+    missing = client.post("/v1/sessions/no-such/replies", json={"text": "hi"}, headers=AGENT)
+    assert_error(missing, 404, "session_not_found")
+
+    assert client.delete(f"/v1/sessions/{session}").status_code == 200
+    assert client.get(path).json() == []

@@ -203,9 +203,8 @@ def test_unsure_photo_offers_clickable_choices_in_chinese(
     send_message(driver, "你们有这个吗？", photo)
     wait_for(driver, lambda b: css(b, "#product-cards .ss-card"))
     assert "是其中之一吗？" in text_of(driver, "#product-cards")
-    choices = wait_for(
-        driver, lambda b: [c for c in css(b, "#chatbot button") if "Desk Lamp" in c.text]
-    )
+    # In a Chinese conversation the choices carry the catalogue's Chinese titles.
+    choices = wait_for(driver, lambda b: [c for c in css(b, "#chatbot button") if "台灯" in c.text])
     shots(driver, "06-unsure-photo-choices-zh")
     choices[0].click()
     wait_for(driver, lambda b: len(replies(b)) >= 2)

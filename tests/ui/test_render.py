@@ -1,4 +1,4 @@
-"""The UI's pure helpers: HTML of cards, cited replies and decisions, the outbox, the key gate."""
+"""The UI's pure helpers: HTML of cards, cited replies and decisions, the key gate."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from assistant.schemas import (
 )
 from assistant.settings import Settings
 from assistant.ui.agent import evidence_status, trend_frame
-from assistant.ui.outbox import AgentOutbox
 from assistant.ui.render import (
     citations_html,
     decision_html,
@@ -112,15 +111,6 @@ def test_suggestions_are_offered_in_rank_order_with_their_citations() -> None:
         ]
     )
     assert choices == [("1. [1] First", "First"), ("2. Second", "Second")]
-
-
-def test_outbox_hands_each_agent_message_to_the_chat_once() -> None:
-    outbox = AgentOutbox()
-    outbox.send("s", "hello", after_turn=1)
-    assert [m.text for m in outbox.since("s", 0)] == ["hello"]
-    assert outbox.since("s", 1) == []
-    outbox.forget("s")
-    assert outbox.messages("s") == []
 
 
 def turn_result(score: float, trend: float) -> TurnResult:
