@@ -137,12 +137,13 @@ class EvidenceService:
         stored = self.folders.load_pack(evidence_id)
         if stored is not None:
             return stored
-        turn = self.memory.turn_by_evidence(evidence_id)
-        if turn is None:
+        try:
+            pending, _ = self._basics(evidence_id, "pending")
+        except KeyError:
             return None
         if self.mode != "off":
             self._schedule(evidence_id)
-        return self._basics(evidence_id, "pending")
+        return pending
 
     def wait(self, evidence_id: str, timeout_s: float) -> EvidencePack | None:
         """Block until the pack is ready or failed, or `timeout_s` passes (then: pending)."""
@@ -160,11 +161,11 @@ class EvidenceService:
 
     def build(self, evidence_id: str) -> EvidencePack:
         """Compute (or recompute) a pack now, in this thread; raises KeyError for unknown ids."""
-        basics = self._basics(evidence_id, "ready")
+        basics, result = self._basics(evidence_id, "ready")
         started = time.perf_counter()
         with self._build_lock:
             try:
-                pack = self._explain(basics)
+                pack = self._explain(basics, result)
             except Exception as exc:  # a failed explanation must never take the service down
                 log.exception("evidence_failed", evidence_id=evidence_id)
                 pack = basics.model_copy(
@@ -201,8 +202,11 @@ class EvidenceService:
         with self._lock:
             self._pending.pop(evidence_id, None)
 
-    def _basics(self, evidence_id: str, status: Literal["pending", "ready"]) -> EvidencePack:
-        """Everything the stored turn already says; the explanations are added by `_explain`."""
+    def _basics(
+        self, evidence_id: str, status: Literal["pending", "ready"]
+    ) -> tuple[EvidencePack, TurnResult]:
+        """Everything the stored turn already says, and the turn itself; the explanations are
+        added by `_explain`. Raises KeyError for an unknown id."""
         found = self.memory.turn_by_evidence(evidence_id)
         if found is None:
             raise KeyError(f"no turn has evidence id {evidence_id!r}")
@@ -210,7 +214,7 @@ class EvidenceService:
         result = TurnResult.model_validate(record.result)
         history = self.memory.history(session_id)
         trend = [float(t.result["sentiment"]["trend"]) for t in history if t.index <= record.index]
-        return EvidencePack(
+        pack = EvidencePack(
             evidence_id=evidence_id,
             status=status,
             session_id=session_id,
@@ -226,13 +230,11 @@ class EvidenceService:
             intent=result.intent,
             ticket=result.ticket,
         )
+        return pack, result
 
-    def _explain(self, pack: EvidencePack) -> EvidencePack:
+    def _explain(self, pack: EvidencePack, result: TurnResult) -> EvidencePack:
         from explain.pack import photo_heatmaps, text_attributions
 
-        found = self.memory.turn_by_evidence(pack.evidence_id)
-        assert found is not None
-        result = TurnResult.model_validate(found[1].result)
         session = SessionTerms(
             trend=result.sentiment.trend, unresolved=int(result.debug.get("unresolved", 0))
         )

@@ -91,17 +91,17 @@ def register(app: typer.Typer) -> None:
         """Explain one turn: SHAP word attributions, Grad-CAM heatmaps, sources and reasons."""
         from assistant.cli import _components
 
-        with user_errors(KeyError):
+        with user_errors():
             evidence = _components().evidence
-            cached = None if recompute else evidence.folders.load_pack(evidence_id)
-            pack = cached if cached is not None and cached.status != "pending" else None
+            pack = None if recompute else evidence.folders.load_pack(evidence_id)
             if pack is None:
-                if evidence.memory.turn_by_evidence(evidence_id) is None:
+                try:
+                    pack = evidence.build(evidence_id)
+                except KeyError as exc:
                     raise FileNotFoundError(
                         f"no turn has evidence id {evidence_id!r}: every TurnResult carries its "
                         "evidence_id (`shopsight chat --script` prints them)"
-                    )
-                pack = evidence.build(evidence_id)
+                    ) from exc
             folder = evidence.folders.folder(evidence_id)
             (folder / REPORT_FILE).write_text(report_html(pack), encoding="utf-8")
             if out is not None:
