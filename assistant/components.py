@@ -30,6 +30,7 @@ from retrieval.hybrid import HybridSearcher, SearchFilters
 from retrieval.image_encoder import ImageEncoder
 from retrieval.models import get_image_encoder, get_text_embedder
 from retrieval.photo_search import (
+    MirroredStoreIndex,
     PhotoMatcher,
     PhotoSearchResult,
     StoreImageIndex,
@@ -105,6 +106,7 @@ class Components:
             ImageEncoder.name,
             options,
             autotagger=tag_uncategorised,
+            on_images_changed=self._images_changed,
         )
 
     @cached_property
@@ -121,6 +123,18 @@ class Components:
         return load_latest(self.settings.artifacts_dir)
 
     @cached_property
+    def image_index(self) -> StoreImageIndex | MirroredStoreIndex:
+        """Where photo search looks for images: the HNSW graph, or an exact in-memory copy."""
+        if self.settings.photo_index == "exact":
+            return MirroredStoreIndex(self.store, ImageEncoder.name)
+        return StoreImageIndex(self.store, ImageEncoder.name)
+
+    def _images_changed(self) -> None:
+        """This process wrote image records: an exact copy must be reloaded before next use."""
+        if "image_index" in self.__dict__ and isinstance(self.image_index, MirroredStoreIndex):
+            self.image_index.refresh()
+
+    @cached_property
     def photo_matcher(self) -> PhotoMatcher:
         classifier = self.category_classifier
         predictor = None
@@ -131,7 +145,7 @@ class Components:
 
         calibrator, config = load_artefact(self.settings.artifacts_dir) or (None, None)
         return PhotoMatcher(
-            StoreImageIndex(self.store, ImageEncoder.name),
+            self.image_index,
             self.image_encoder,
             category_predictor=predictor,
             calibrator=calibrator,

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, ge=4)
     hnsw_construction_ef: int = Field(200, ge=10)
     hnsw_search_ef: int = Field(200, ge=10)
+    photo_index: Literal["hnsw", "exact"] = Field(
+        "hnsw",
+        description="Photo search over Chroma's HNSW graph, or exact search over an in-memory "
+        "copy of the image vectors (recall 1.0; ~5 GB of memory per million images).",
+    )
 
     database_url: str | None = Field(
         None,

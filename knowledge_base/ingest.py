@@ -143,6 +143,7 @@ class Ingestor:
         image_encoder_name: str,
         options: IngestOptions | None = None,
         autotagger: Autotagger | None = None,
+        on_images_changed: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.text_embedder = text_embedder
@@ -151,6 +152,7 @@ class Ingestor:
         self.image_encoder_name = image_encoder_name
         self.options = options or IngestOptions()
         self.autotagger = autotagger
+        self.on_images_changed = on_images_changed
 
     @property
     def image_embedder(self) -> ImageEmbedder:
@@ -177,7 +179,11 @@ class Ingestor:
         self.store.collection("articles", encoder=self.text_embedder.name)
         self.store.collection("images", encoder=self.image_encoder_name)
         self._ingest_products(products, report)
+        images_before = (report.images_embedded, report.images_updated, report.stale_removed)
         self._ingest_images(products, loaded.origins, report)
+        images_after = (report.images_embedded, report.images_updated, report.stale_removed)
+        if self.on_images_changed is not None and images_after != images_before:
+            self.on_images_changed()
         self._ingest_articles(articles, report)
         report.seconds = round(time.perf_counter() - started, 3)
         return report

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -189,9 +190,14 @@ class ArrayImageIndex:
         return {pid: self._facts[pid] for pid in product_ids if pid in self._facts}
 
     def _mask(self, where: Where | None) -> np.ndarray:
-        """The part of Chroma's filter language the matcher uses: equality, $eq, $ne, $in, $nin."""
+        """The part of Chroma's filter language the matcher uses: equality, $eq, $ne, $in, $nin,
+        and $and of those."""
         allowed = np.ones(len(self.vectors), dtype=bool)
         for key, condition in (where or {}).items():
+            if key == "$and":
+                for part in condition:
+                    allowed &= self._mask(part)
+                continue
             if key not in self.columns:
                 raise ValueError(
                     f"the in-memory index filters by {sorted(self.columns)}, not {key!r}"
@@ -214,14 +220,23 @@ class ArrayImageIndex:
 
 class MirroredStoreIndex:
     """Exact search over an in-memory copy of the store's image vectors, for catalogues where
-    HNSW recall is too low (see bench/search.py); facts still come from the store. The copy is
-    reloaded when the number of images changes, or on `refresh()` after an in-place update."""
+    HNSW recall is too low (see bench/search.py); facts still come from the store.
 
-    def __init__(self, store: KnowledgeStore, encoder_name: str, page: int = 10_000) -> None:
+    The copy is reloaded on `refresh()` (the ingestor of this process calls it when images
+    change) and when the number of images changes; that number is checked at most every
+    `recheck_s` seconds, because counting costs a scan of the collection (~15 ms at 100k).
+    """
+
+    def __init__(
+        self, store: KnowledgeStore, encoder_name: str, page: int = 10_000, recheck_s: float = 5.0
+    ) -> None:
         self.source = StoreImageIndex(store, encoder_name)
         self.page = page
+        self.recheck_s = recheck_s
         self._copy: ArrayImageIndex | None = None
         self._count = -1
+        self._checked_at = -math.inf
+        self._lock = threading.Lock()
 
     def refresh(self) -> None:
         self._copy = None
@@ -235,6 +250,14 @@ class MirroredStoreIndex:
         return self.source.products(product_ids)
 
     def _current(self) -> ArrayImageIndex:
+        with self._lock:
+            now = time.monotonic()
+            if self._copy is not None and now - self._checked_at < self.recheck_s:
+                return self._copy
+            self._checked_at = now
+            return self._reload_if_changed()
+
+    def _reload_if_changed(self) -> ArrayImageIndex:
         collection = self.source.store.collection("images", encoder=self.source.encoder_name)
         count = collection.count()
         if self._copy is None or count != self._count:
