@@ -66,7 +66,7 @@ class Components:
 
     @cached_property
     def text_embedder(self) -> TextEmbedder:
-        return get_text_embedder(self.settings.text_embedder)
+        return get_text_embedder(self.settings.text_embedder, self.settings.cache_dir)
 
     @property
     def image_encoder(self) -> ImageEncoder:

@@ -423,7 +423,7 @@ class IntentClassifier:
         (or `model_dir`) is loaded automatically when present."""
         from retrieval.models import get_text_embedder
 
-        embedder = get_text_embedder(embedder_name)
+        embedder = get_text_embedder(embedder_name, data_dir / "cache")
         fewshot = FewShotIntentModel(
             embedder,
             top_k=fewshot_top_k,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-TextEmbedderName = Literal["e5", "minilm", "hash"]
+TextEmbedderName = Literal["e5", "minilm", "minilm-static", "hash"]
 
 
 class Settings(BaseSettings):
@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     )
 
     text_embedder: TextEmbedderName = Field(
-        "e5", description="e5 = multilingual (zh+en); minilm = English only; hash = test double."
+        "e5",
+        description="e5 = multilingual (zh+en); minilm = English only; minilm-static = English, "
+        "distilled static embeddings (hundreds of times faster, less exact); hash = test double.",
     )
     ingest_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(600, ge=100, description="Characters per article chunk.")
@@ -164,6 +166,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Trained heads and their metrics live here."""
         return self.data_dir / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived data that can be rebuilt: image features, distilled models, eval stores."""
+        return self.data_dir / "cache"
 
     @property
     def evidence_dir(self) -> Path:

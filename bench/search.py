@@ -343,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=32, help="HNSW max_neighbors (M), set at build.")
     parser.add_argument("--ef-construction", type=int, default=200, help="Set at build.")
     parser.add_argument("--ef-search", type=int, default=200, help="ef_search for the timings.")
-    parser.add_argument("--text-embedder", default="e5", choices=["e5", "minilm", "hash"])
+    parser.add_argument(
+        "--text-embedder", default="e5", choices=["e5", "minilm", "minilm-static", "hash"]
+    )
     parser.add_argument("--root", type=Path, default=Path("data/bench"), help="Index cache.")
     parser.add_argument("--out", type=Path, default=None, help="Result folder (default: --root).")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")

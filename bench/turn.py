@@ -281,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="Timed passes over all turns.")
     parser.add_argument("--photos", type=int, default=8, help="Photo turns per repeat.")
-    parser.add_argument("--text-embedder", default="e5", choices=["e5", "minilm", "hash"])
+    parser.add_argument(
+        "--text-embedder", default="e5", choices=["e5", "minilm", "minilm-static", "hash"]
+    )
     parser.add_argument(
         "--artifacts",
         type=Path,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from retrieval.embedders import E5Embedder, HashEmbedder, MiniLMEmbedder, TextEmbedder
 from retrieval.image_encoder import ImageEncoder
+from retrieval.static_embedder import StaticMiniLMEmbedder
 
 T = TypeVar("T")
 
-_TEXT_FACTORIES: dict[str, Callable[[], TextEmbedder]] = {
-    "e5": E5Embedder,
-    "minilm": MiniLMEmbedder,
-    "hash": HashEmbedder,
+_TEXT_FACTORIES: dict[str, Callable[[Path | None], TextEmbedder]] = {
+    "e5": lambda _: E5Embedder(),
+    "minilm": lambda _: MiniLMEmbedder(),
+    "minilm-static": StaticMiniLMEmbedder,
+    "hash": lambda _: HashEmbedder(),
 }
 _cache: dict[str, object] = {}
 _lock = threading.Lock()
@@ -31,11 +34,16 @@ def _once(key: str, factory: Callable[[], T]) -> T:
     return instance  # type: ignore[return-value]
 
 
-def get_text_embedder(name: str) -> TextEmbedder:
-    """The named text embedder (`e5`, `minilm` or `hash`), loaded on first use."""
+def get_text_embedder(name: str, cache_dir: Path | None = None) -> TextEmbedder:
+    """The named text embedder (`e5`, `minilm`, `minilm-static` or `hash`), loaded on first use.
+
+    `cache_dir` keeps what an embedder derives once (the distilled static table); without it
+    that is derived again in each process.
+    """
     if name not in _TEXT_FACTORIES:
         raise ValueError(f"unknown text embedder {name!r}; choose one of {sorted(_TEXT_FACTORIES)}")
-    return _once(f"text:{name}", _TEXT_FACTORIES[name])
+    factory = _TEXT_FACTORIES[name]
+    return _once(f"text:{name}", lambda: factory(cache_dir))
 
 
 def get_image_encoder() -> ImageEncoder:

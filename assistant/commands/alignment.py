@@ -99,7 +99,7 @@ def train_align_command(
     settings = Settings()
     with user_errors(ImageRejected, AlignmentMismatch):
         dataset = load_alignment_data(data)
-        text_embedder = get_text_embedder(embedder or settings.text_embedder)
+        text_embedder = get_text_embedder(embedder or settings.text_embedder, settings.cache_dir)
         features, views = image_feature_functions(settings, flip)
         head, result = fit_alignment(
             dataset,
@@ -162,7 +162,7 @@ def eval_text_to_image_command(
     with user_errors(ImageRejected, AlignmentMismatch):
         dataset = load_alignment_data(data)
         held_out = load_alignment_data(test_data) if test_data else None
-        text_embedder = get_text_embedder(embedder or settings.text_embedder)
+        text_embedder = get_text_embedder(embedder or settings.text_embedder, settings.cache_dir)
         features, views = image_feature_functions(settings, flip)
         report = evaluate_text_to_image(
             dataset,

@@ -126,7 +126,7 @@ def _knowledge_base(settings: Settings, articles: list[Path]) -> KnowledgeStore:
     if not loaded.articles:
         reasons = "; ".join(str(r) for r in loaded.rejections[:3])
         raise ValueError(f"no articles found in {', '.join(map(str, articles))} {reasons}".strip())
-    embedder = get_text_embedder(settings.text_embedder)
+    embedder = get_text_embedder(settings.text_embedder, settings.cache_dir)
     store = KnowledgeStore(
         path=settings.data_dir / "cache" / "faq-eval", prefix=f"faqeval_{embedder.name}"
     )
@@ -150,7 +150,9 @@ def _searcher(settings: Settings, store: KnowledgeStore, rrf_k: int | None) -> A
     from retrieval.models import get_text_embedder
 
     options = HybridOptions() if rrf_k is None else HybridOptions(rrf_k=rrf_k)
-    return HybridSearcher(store, get_text_embedder(settings.text_embedder), options)
+    return HybridSearcher(
+        store, get_text_embedder(settings.text_embedder, settings.cache_dir), options
+    )
 
 
 def _check_answers(store: KnowledgeStore, article_ids: list[str]) -> None:

