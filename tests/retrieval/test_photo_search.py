@@ -259,14 +259,21 @@ def test_store_index_ranks_like_exact_search(tmp_path: Path) -> None:
         query, k=5, where={"product_id": {"$ne": "p3"}}
     )
     assert "p3" not in [m.product_id for m in absent.matches]
-    mirror = MirroredStoreIndex(store, "grid-test", page=7)
+    mirror = MirroredStoreIndex(store, "grid-test", page=7, recheck_s=0)
     mirrored = PhotoMatcher(mirror, GridEncoder()).match(query, k=5)
     assert [m.product_id for m in mirrored.matches] == [m.product_id for m in from_array.matches]
     assert mirrored.matches[0].price == 9.5 and mirrored.matches[0].matched_image == "7.jpg"
+    patient = MirroredStoreIndex(store, "grid-test", recheck_s=3600)
+    patient.nearest(query, 1)
     store.delete("images", ids=["p3#img1"])
-    assert "7.jpg" not in {
-        m.matched_image for m in PhotoMatcher(mirror, GridEncoder()).match(query).matches
-    }
+
+    def images(index: MirroredStoreIndex) -> set[str | None]:
+        return {m.matched_image for m in PhotoMatcher(index, GridEncoder()).match(query).matches}
+
+    assert "7.jpg" not in images(mirror)  # the count changed, and it is checked every time
+    assert "7.jpg" in images(patient)  # not rechecked yet...
+    patient.refresh()
+    assert "7.jpg" not in images(patient)  # ...until told
 
 
 @pytest.mark.integration
