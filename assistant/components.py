@@ -131,7 +131,7 @@ class Components:
 
     def _images_changed(self) -> None:
         """This process wrote image records: an exact copy must be reloaded before next use."""
-        if "image_index" in self.__dict__ and isinstance(self.image_index, MirroredStoreIndex):
+        if isinstance(self.image_index, MirroredStoreIndex):
             self.image_index.refresh()
 
     @cached_property

@@ -118,8 +118,8 @@ class ImageEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = []
         for start in range(0, len(images), _BATCH):
-            maps = self.feature_map(
-                self._torch.from_numpy(preprocess(images[start : start + _BATCH]))
+            maps = self._torch.from_numpy(
+                self.feature_array(preprocess(images[start : start + _BATCH]))
             )
             rows.append(gem_pool(maps).numpy())
         return l2_normalise(np.concatenate(rows))
