@@ -10,36 +10,36 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from assistant.engine import Engine, EngineConfig
-from assistant.evidence import EvidenceFolders, EvidenceService, Explainers
-from assistant.intent import IntentClassifier
-from assistant.intents import SHOP_INTENTS
-from assistant.language import Language
-from assistant.memory import ConversationMemory
-from assistant.perception import ModelPerception
-from assistant.policy import PolicyThresholds
-from assistant.safety import Limits
-from assistant.schemas import TurnResult
-from assistant.sentiment import SentimentAnalyzer
+from assistant.perception.intent import IntentClassifier
+from assistant.perception.intents import SHOP_INTENTS
+from assistant.perception.language import Language
+from assistant.perception.models import ModelPerception
+from assistant.perception.sentiment import SentimentAnalyzer
+from assistant.services.evidence import EvidenceFolders, EvidenceService, Explainers
 from assistant.settings import Settings
+from assistant.turn.engine import Engine, EngineConfig
+from assistant.turn.memory import ConversationMemory
+from assistant.turn.policy import PolicyThresholds
+from assistant.turn.safety import Limits
+from assistant.turn.schemas import TurnResult
 from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.store import HnswSettings, KnowledgeStore
-from retrieval.category import CategoryClassifier, load_latest
-from retrieval.embedders import TextEmbedder
-from retrieval.hybrid import HybridSearcher, SearchFilters
-from retrieval.image_encoder import ImageEncoder
-from retrieval.models import get_image_encoder, get_text_embedder
-from retrieval.photo_search import (
+from retrieval.encoders.image import ImageEncoder
+from retrieval.encoders.registry import get_image_encoder, get_text_embedder
+from retrieval.encoders.text import TextEmbedder
+from retrieval.heads.category import CategoryClassifier, load_latest
+from retrieval.search.hybrid import HybridSearcher, SearchFilters
+from retrieval.search.photo import (
     MirroredStoreIndex,
     PhotoMatcher,
     PhotoSearchResult,
     StoreImageIndex,
     load_artefact,
 )
-from retrieval.search import PhotoSearcher, TextSearcher
+from retrieval.search.types import PhotoSearcher, TextSearcher
 
 if TYPE_CHECKING:
-    from assistant.drafting import Drafter
+    from assistant.turn.drafting import Drafter
     from explain.gradcam import GradCam
     from explain.pack import TextScorers
     from explain.text_shap import SessionTerms
@@ -220,8 +220,8 @@ class Components:
     @cached_property
     def drafter(self) -> Drafter | None:
         """The configured chat model for drafting replies, or None (grounded replies only)."""
-        from assistant.chat_models import build_chat_model
-        from assistant.drafting import Drafter
+        from assistant.turn.chat_models import build_chat_model
+        from assistant.turn.drafting import Drafter
 
         s = self.settings
         model = build_chat_model(

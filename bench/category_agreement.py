@@ -18,7 +18,7 @@ from tqdm import tqdm
 from assistant.components import Components
 from assistant.settings import Settings
 from knowledge_base.images import load_image
-from retrieval.features import list_image_folder
+from retrieval.encoders.features import list_image_folder
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 
 SHAP (targets: ≤ 2 s per message): a fixed set of English and Chinese customer messages is
 explained with each scoring function — VADER, SnowNLP, the escalation score (VADER plus risk
-words) and, unless `--no-intent`, the intent model (`assistant.intent`, E5 embeddings). The
+words) and, unless `--no-intent`, the intent model (`assistant.perception.intent`, E5 embeddings). The
 very first explanation is reported on its own ("cold": it includes shap's numba compilation);
 every later one is warm, and the reported figure is the median over `--repeats` rounds of the
 per-message times.
@@ -35,13 +35,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from assistant.sentiment import snownlp, vader
+from assistant.perception.sentiment import snownlp, vader
 from explain.gradcam import GradCam
 from explain.text_shap import DEFAULT_MAX_EVALS, ScoreFn, escalation_text_score, explain_text
+from knowledge_base.demo import DEMO_SHOP
 from knowledge_base.images import IMAGE_SUFFIXES
-from retrieval.category import Head
+from retrieval.heads.category import Head
 
-DEMO_IMAGES = Path(__file__).resolve().parent.parent / "knowledge_base" / "demo_shop" / "images"
+DEMO_IMAGES = DEMO_SHOP / "images"
 ENGLISH = (
     "the zipper broke after two days, I want a refund",
     "Where is my parcel? It was supposed to arrive last Monday and nobody answers my emails.",
@@ -174,7 +175,7 @@ def main() -> None:
         "escalation_en": (escalation_text_score(vader().score_batch), ENGLISH, "en"),
     }
     if not args.no_intent:
-        from assistant.intent import IntentClassifier
+        from assistant.perception.intent import IntentClassifier
 
         intents = IntentClassifier.from_settings()
         scorers["intent_e5"] = (intents.predict_proba_batch, ENGLISH + CHINESE, "mixed")

@@ -21,7 +21,7 @@ from PIL import Image
 from assistant.components import Components
 from assistant.settings import Settings
 from knowledge_base.loaders import load_paths
-from retrieval.models import get_text_embedder
+from retrieval.encoders.registry import get_text_embedder
 
 _WORDS = [
     "order",

@@ -182,7 +182,7 @@ def own_server(data_dir: Path, evidence_mode: str, skip_ingest: bool) -> Iterato
         console.print(f"Ingesting the demo shop into {data_dir} (unchanged records are skipped)…")
         subprocess.run(
             [
-                *(sys.executable, "-m", "assistant.main", "kb", "ingest", "--json"),
+                *(sys.executable, "-m", "assistant.cli", "kb", "ingest", "--json"),
                 *(str(DEMO / "products.json"), str(DEMO / "articles")),
             ],
             cwd=ROOT,

@@ -39,15 +39,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from knowledge_base.demo import DEMO_SHOP
 from knowledge_base.store import CollectionKind, HnswSettings, KnowledgeStore
-from retrieval.embedders import l2_normalise
-from retrieval.photo_search import MirroredStoreIndex, PhotoMatcher, StoreImageIndex
+from retrieval.encoders.text import l2_normalise
+from retrieval.search.photo import MirroredStoreIndex, PhotoMatcher, StoreImageIndex
 
 TEXT_DIM = 384
 IMAGE_DIM = 1280
 CHUNK = 5000
 BATCH = 2000
-DEMO_SHOP = Path(__file__).resolve().parent.parent / "knowledge_base" / "demo_shop"
 TEXT_QUERIES = (
     "waterproof hiking boots",
     "red summer dress with short sleeves",
@@ -230,8 +230,8 @@ def ann_recall(
 
 
 def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
-    from retrieval.models import get_image_encoder, get_text_embedder
-    from retrieval.search import TextSearcher
+    from retrieval.encoders.registry import get_image_encoder, get_text_embedder
+    from retrieval.search.types import TextSearcher
 
     encoder = get_image_encoder()
     embedder = get_text_embedder(config.text_embedder)

@@ -41,11 +41,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from assistant.components import Components
-from assistant.schemas import TurnRequest
 from assistant.settings import Settings
+from assistant.turn.schemas import TurnRequest
+from knowledge_base.demo import DEMO_SHOP
 from knowledge_base.loaders import load_paths
 
-DEMO_SHOP = Path(__file__).resolve().parent.parent / "knowledge_base" / "demo_shop"
 AIMS_MS = {"text": 300.0, "photo": 600.0}
 
 # Conversations of text turns: (group, message). Each runs in its own session, in order.

@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter
 
 from explain.gradcam import CamResult, Target
 from explain.text_shap import ScoreFn, TextExplanation
-from retrieval.image_encoder import INPUT_SIDE, preprocess
+from retrieval.encoders.image import INPUT_SIDE, preprocess
 
 DEFAULT_WORDS = 2
 DEFAULT_FRACTION = 0.2

@@ -4,7 +4,7 @@ The maps come from EfficientNet-Lite0's last convolutional feature map (`_conv_h
 norm → ReLU6: the 1280×7×7 map the image feature is GeM-pooled from), for two decisions:
 
 - the category: one logit of a head mapping pooled features to class logits (the trained
-  `retrieval.category.Head`, rebuilt in torch, or any `torch.nn.Module`);
+  `retrieval.heads.category.Head`, rebuilt in torch, or any `torch.nn.Module`);
 - photo↔product similarity: the cosine between the photo's embedding and the catalogue image's
   embedding, the catalogue side held fixed.
 
@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from retrieval.image_encoder import INPUT_SIDE, ImageEncoder, gem_pool, preprocess
+from retrieval.encoders.image import INPUT_SIDE, ImageEncoder, gem_pool, preprocess
 
 if TYPE_CHECKING:
     import torch
 
-    from retrieval.category import CategoryClassifier, Head
+    from retrieval.heads.category import CategoryClassifier, Head
 
 Method = Literal["hirescam", "gradcam"]
 # Pooled, L2-normalised features (N×1280) → one score per image (N,).
@@ -92,7 +92,7 @@ class GradCam:
         import torch
 
         if encoder is None:
-            from retrieval.models import get_image_encoder
+            from retrieval.encoders.registry import get_image_encoder
 
             encoder = get_image_encoder()
         if method not in ("hirescam", "gradcam"):
@@ -152,8 +152,8 @@ class GradCam:
     def classifier(self, image: Image.Image, classifier: CategoryClassifier) -> CamResult:
         """Grad-CAM of a trained `CategoryClassifier`'s prediction for the (unflipped) photo,
         on the features it was trained on: the photo at its own aspect ratio, the GeM of the
-        whole map and of its horizontal bands (`retrieval.category.BandedFeatures`)."""
-        from retrieval.category import BandedFeatures
+        whole map and of its horizontal bands (`retrieval.heads.category.BandedFeatures`)."""
+        from retrieval.heads.category import BandedFeatures
 
         bands = classifier.features.bands
         module = as_module(classifier.head)
@@ -221,7 +221,7 @@ def pooled(maps: torch.Tensor, fixed_scale: bool = False) -> torch.Tensor:
 
 def banded(maps: torch.Tensor, bands: int, fixed_scale: bool = False) -> torch.Tensor:
     """`pooled` of the whole map and of `bands` horizontal bands, side by side: exactly the
-    rows `retrieval.category.BandedFeatures.embed_images` gives."""
+    rows `retrieval.heads.category.BandedFeatures.embed_images` gives."""
     import torch
 
     edges = np.linspace(0, maps.shape[-2], bands + 1)

@@ -1,7 +1,7 @@
 """The explanations of one turn: SHAP for its text decisions, Grad-CAM for its photo.
 
 Plain score functions and images come in, typed views and PNG files come out; which models
-score what is decided by the caller (`assistant.evidence`), so this module stays testable with
+score what is decided by the caller (`assistant.services.evidence`), so this module stays testable with
 toy scorers.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from assistant.schemas import HeatmapView, TextAttribution
+from assistant.turn.schemas import HeatmapView, TextAttribution
 from explain.render import overlay, side_by_side, to_png
 from explain.text_shap import (
     ScoreFn,
@@ -27,7 +27,7 @@ from explain.text_shap import (
 
 if TYPE_CHECKING:
     from explain.gradcam import GradCam
-    from retrieval.category import CategoryClassifier
+    from retrieval.heads.category import CategoryClassifier
 
 SIMILARITY_FILE = "similarity.png"
 CATEGORY_FILE = "category.png"

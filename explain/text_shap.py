@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from assistant.safety import redact
-from retrieval.offline import require
-from retrieval.tokenize import jieba_segmenter
+from assistant.turn.safety import redact
+from knowledge_base.offline import require
+from retrieval.search.tokenize import jieba_segmenter
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 
@@ -246,10 +246,10 @@ def escalation_text_score(
     human_label: str = "human_agent",
     complaint_label: str = "complaint",
 ) -> ScoreFn:
-    """A batched escalation score (`assistant.policy.escalation_score`) of texts, built the way
-    `assistant.policy.decide` builds it: sentiment, P(human_agent) — 1.0 when the text asks for a
+    """A batched escalation score (`assistant.turn.policy.escalation_score`) of texts, built the way
+    `assistant.turn.policy.decide` builds it: sentiment, P(human_agent) — 1.0 when the text asks for a
     person outright — P(complaint), and the legal/safety/fraud words."""
-    from assistant.policy import asks_for_human, escalation_score, risk_terms
+    from assistant.turn.policy import asks_for_human, escalation_score, risk_terms
 
     terms = session or SessionTerms()
     classes = list(intent_classes)

@@ -42,7 +42,7 @@ from knowledge_base.schema import (
 )
 from knowledge_base.store import CollectionKind, KnowledgeStore
 from retrieval.autotag import AutotagReport
-from retrieval.embedders import TextEmbedder
+from retrieval.encoders.text import TextEmbedder
 
 T = TypeVar("T")
 Counted = Literal["products", "images", "chunks"]

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from retrieval.offline import enforce_offline, require
+from knowledge_base.offline import enforce_offline, require
 
 CollectionKind = Literal["products", "images", "articles"]
 COLLECTION_KINDS: tuple[CollectionKind, ...] = ("products", "images", "articles")

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from knowledge_base.images import ImageRejected, load_image
 from knowledge_base.loaders import LoadResult
 from knowledge_base.schema import Product, Rejection
-from retrieval.category import CategoryClassifier, ImageFeatures
 from retrieval.colours import dominant_colours
-from retrieval.features import FeatureCache
+from retrieval.encoders.features import FeatureCache
+from retrieval.heads.category import CategoryClassifier, ImageFeatures
 
 
 class AutotagReport(BaseModel):

@@ -1,7 +1,7 @@
 """LangChain `BaseRetriever` adapters, so any LangChain chain or agent can use ShopSight search.
 
 The retrievers only translate: search results become `Document`s whose metadata keeps the ids,
-scores and ranks needed for citations; all searching stays in `retrieval.hybrid`/`search`.
+scores and ranks needed for citations; all searching stays in `retrieval.search.hybrid`/`search`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from knowledge_base.images import ImageRejected, load_image
-from retrieval.hybrid import (
+from retrieval.search.hybrid import (
     HybridArticleMatch,
     HybridSearcher,
     SearchFilters,
     SearchMode,
 )
-from retrieval.search import PhotoSearcher, ProductMatch
+from retrieval.search.types import PhotoSearcher, ProductMatch
 
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,(?P<data>.+)$", re.DOTALL)
 

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from assistant.settings import Settings
-from retrieval.embedders import HashEmbedder, TextKind, l2_normalise
+from retrieval.encoders.text import HashEmbedder, TextKind, l2_normalise
 
 Colour = tuple[int, int, int]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -42,13 +41,13 @@ from assistant.api.errors import install_error_handlers
 from assistant.api.metrics import Metrics
 from assistant.api.ratelimit import RateLimits
 from assistant.api.readiness import Readiness
-from assistant.api.turns import TurnRunner
 from assistant.api.uploads import BodySizeLimit
 from assistant.components import Components
+from assistant.services.chat import TurnRunner
 from assistant.settings import Settings
+from knowledge_base.demo import DEMO_SHOP
 
 API_PREFIX = "/v1"
-DEMO_SHOP = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop"
 # JSON bodies (text search) are small; multipart routes get room for their uploads.
 JSON_BODY_LIMIT = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024

@@ -12,8 +12,8 @@ from assistant.api.auth import ApiKeys, Caller, api_key_header, identify, requir
 from assistant.api.metrics import Metrics
 from assistant.api.ratelimit import RateLimits
 from assistant.api.readiness import Readiness
-from assistant.api.turns import TurnRunner
 from assistant.components import Components
+from assistant.services.chat import TurnRunner
 from assistant.settings import Settings
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.safety import InputRejected
+from assistant.turn.safety import InputRejected
 from knowledge_base.store import EmbedderMismatch, StoreUnavailable
 
 _STATUS_CODES = {

@@ -11,7 +11,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from assistant.schemas import TurnResult
+from assistant.turn.schemas import TurnResult
 
 # Text turns take tens of milliseconds, photo turns more, and a busy 2-core host seconds.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)

@@ -13,8 +13,8 @@ from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
 from assistant.api.routes_products import public_images
 from assistant.api.uploads import image_rule, read_multipart, sniff_image
-from assistant.safety import InputRejected, Limits, check_text
-from assistant.schemas import TurnRequest, TurnResult
+from assistant.turn.safety import InputRejected, Limits, check_text
+from assistant.turn.schemas import TurnRequest, TurnResult
 
 router = APIRouter(tags=["chat"])
 

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from assistant.api.context import AgentDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
-from assistant.schemas import EvidencePack
+from assistant.turn.schemas import EvidencePack
 
 router = APIRouter(tags=["evidence"])
 

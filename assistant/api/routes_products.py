@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from assistant.api.context import CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
-from assistant.schemas import TurnResult
+from assistant.turn.schemas import TurnResult
 from knowledge_base.images import IMAGE_SUFFIXES
-from retrieval.search import parse_json_list
+from retrieval.search.types import parse_json_list
 
 router = APIRouter(tags=["products"])
 IMAGE_URL = "/v1/products/{product_id}/image"

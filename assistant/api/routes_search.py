@@ -12,9 +12,14 @@ from assistant.api.context import CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
 from assistant.api.uploads import image_rule, read_multipart, sniff_image
-from assistant.safety import Limits, check_image
-from retrieval.hybrid import HybridArticleMatch, HybridProductMatch, SearchFilters, SearchMode
-from retrieval.photo_search import PhotoMatch
+from assistant.turn.safety import Limits, check_image
+from retrieval.search.hybrid import (
+    HybridArticleMatch,
+    HybridProductMatch,
+    SearchFilters,
+    SearchMode,
+)
+from retrieval.search.photo import PhotoMatch
 
 router = APIRouter(tags=["search"])
 

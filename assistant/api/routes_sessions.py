@@ -12,7 +12,7 @@ from assistant.api.context import AgentDep, CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
 from assistant.api.routes_chat import valid_session_id
-from assistant.memory import AgentReply, SessionState, TurnRecord
+from assistant.turn.memory import AgentReply, SessionState, TurnRecord
 
 router = APIRouter(tags=["sessions"])
 

@@ -9,8 +9,8 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from assistant.evidence import PHOTO_FILE
-from assistant.schemas import EvidencePack, TurnResult
+from assistant.services.evidence import PHOTO_FILE
+from assistant.turn.schemas import EvidencePack, TurnResult
 from assistant.ui.access import StaffGate
 from assistant.ui.render import (
     attributions_html,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from assistant.safety import InputRejected
-from assistant.schemas import TurnRequest, TurnResult
+from assistant.turn.safety import InputRejected
+from assistant.turn.schemas import TurnRequest, TurnResult
 from assistant.ui.render import label, product_cards_html, reply_message
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from assistant.schemas import Citation, Decision, ProductCard, SuggestedReply, Ticket
+from assistant.turn.schemas import Citation, Decision, ProductCard, SuggestedReply, Ticket
 
 UiLanguage = Literal["en", "zh"]
 
@@ -311,7 +311,7 @@ def search_results_html(products: Sequence[Any], articles: Sequence[Any]) -> str
 
 def _match_image(match: Any) -> str | None:
     """The image that matched a photo search, else the product's first catalogue image."""
-    from retrieval.search import parse_json_list
+    from retrieval.search.types import parse_json_list
 
     if getattr(match, "matched_image", None):
         return str(match.matched_image)

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.category import (
+from retrieval.encoders.features import FeatureCache
+from retrieval.evaluation.report import EvalReport
+from retrieval.heads.category import (
     CategoryClassifier,
     LabelledImages,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from retrieval.evaluation.report import EvalReport
-from retrieval.features import FeatureCache
 
 TASK = "category"
 

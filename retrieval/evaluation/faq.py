@@ -19,7 +19,7 @@ from tqdm import tqdm
 from knowledge_base.store import KnowledgeStore
 from retrieval.evaluation.classification import DataFormatError, read_labelled_csv
 from retrieval.evaluation.report import EvalReport, ranking_metrics
-from retrieval.hybrid import SearchFilters, SearchMode
+from retrieval.search.hybrid import SearchFilters, SearchMode
 
 Split = Literal["all", "tune", "heldout"]
 RECALL_AT: tuple[int, ...] = (1, 3, 5, 10)

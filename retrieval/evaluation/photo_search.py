@@ -32,9 +32,9 @@ from tqdm import tqdm
 
 from knowledge_base.images import IMAGE_SUFFIXES, load_image
 from knowledge_base.loaders import load_paths
+from retrieval.encoders.features import FeatureCache
 from retrieval.evaluation.report import EvalReport, ranking_metrics
-from retrieval.features import FeatureCache
-from retrieval.photo_search import (
+from retrieval.search.photo import (
     QUERY_VIEWS,
     ArrayImageIndex,
     CategoryPredictor,

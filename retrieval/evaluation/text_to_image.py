@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from retrieval.alignment import (
+from retrieval.encoders.text import TextEmbedder
+from retrieval.evaluation.report import EvalReport
+from retrieval.heads.alignment import (
     AlignmentConfig,
     AlignmentData,
     AlignmentDataError,
     FeatureFn,
     train_head,
 )
-from retrieval.embedders import TextEmbedder
-from retrieval.evaluation.report import EvalReport
 
 TASK = "text-to-image"
 SOURCES = ("cross_modal", "text_only", "fused", "random")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.components import Components
-from assistant.engine import Engine
+from assistant.turn.engine import Engine
 from tests.assistant.demo_shop import demo_components
 
 

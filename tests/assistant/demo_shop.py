@@ -17,10 +17,11 @@ from PIL import Image
 
 from assistant.components import Components
 from assistant.settings import Settings
+from knowledge_base.demo import DEMO_SHOP
 from knowledge_base.loaders import load_paths
 from retrieval.simulate import simulate_customer_photo
 
-DEMO = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop"
+DEMO = DEMO_SHOP
 
 
 def customer_photo(product_id: str) -> bytes:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from assistant.components import Components
 from knowledge_base.loaders import load_paths
-from retrieval.hybrid import SearchFilters
-from retrieval.photo_search import MirroredStoreIndex, StoreImageIndex
+from retrieval.search.hybrid import SearchFilters
+from retrieval.search.photo import MirroredStoreIndex, StoreImageIndex
 from tests.assistant.demo_shop import DEMO, customer_photo, demo_components
 
 MUG = "mug-stoneware-blue"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from assistant.sentiment import vader
+from assistant.perception.sentiment import vader
 from explain.faithfulness import (
     DeletionResult,
     delete_words,
@@ -24,10 +24,10 @@ from explain.faithfulness import (
 )
 from explain.gradcam import CamResult, GradCam, as_module, category_target, similarity_target
 from explain.text_shap import TextExplanation, explain_text
-from retrieval.category import HeadConfig, fit_head
-from retrieval.features import FeatureCache, list_image_folder
-from retrieval.image_encoder import INPUT_SIDE
-from retrieval.models import get_image_encoder
+from retrieval.encoders.features import FeatureCache, list_image_folder
+from retrieval.encoders.image import INPUT_SIDE
+from retrieval.encoders.registry import get_image_encoder
+from retrieval.heads.category import HeadConfig, fit_head
 
 SAMPLE = 50
 SEED = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,10 @@ from PIL import Image
 
 from explain.gradcam import CamResult, GradCam, head_module
 from explain.render import colourise, overlay, side_by_side, to_png
-from retrieval.category import CategoryClassifier, Head
+from knowledge_base.demo import DEMO_SHOP
+from retrieval.heads.category import CategoryClassifier, Head
 
-DEMO_IMAGES = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_shop" / "images"
+DEMO_IMAGES = DEMO_SHOP / "images"
 PRODUCTS = ["sneaker-trail-orange", "mug-stoneware-white", "headphones-anc-black"]
 CANVAS = 448
 PASTE_BOX = (40, 232, 216, 408)  # left, top, right, bottom: 176×176, about 15% of the canvas
@@ -174,7 +174,7 @@ def test_a_trained_category_classifier_is_explained_by_its_prediction(
     gradcam: GradCam,
 ) -> None:
     """The classifier sees banded features (whole map + horizontal bands, 4×1280), as trained."""
-    from retrieval.category import BandedFeatures, FeatureSettings
+    from retrieval.heads.category import BandedFeatures, FeatureSettings
 
     features = BandedFeatures(gradcam.encoder, FeatureSettings())
     prototypes = features.embed_images([demo(name) for name in PRODUCTS])

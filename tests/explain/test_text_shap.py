@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from assistant.sentiment import snownlp, vader
+from assistant.perception.sentiment import snownlp, vader
 from explain.text_shap import (
     SessionTerms,
     TextExplanation,

@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from assistant.cli import build_app
 from knowledge_base.admin import delete_record, kb_stats
 from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.loaders import load_paths
 from knowledge_base.store import KnowledgeStore, StoreUnavailable
-from retrieval.embedders import HashEmbedder
-from retrieval.search import PhotoSearcher, TextSearcher
+from retrieval.encoders.text import HashEmbedder
+from retrieval.search.types import PhotoSearcher, TextSearcher
 from tests.conftest import TinyImageEncoder, distinct_colours, free_port, make_image
+
+app = build_app()
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.memory import ConversationMemory, SessionState
+from assistant.turn.memory import ConversationMemory, SessionState
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

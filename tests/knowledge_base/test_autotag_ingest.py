@@ -15,7 +15,7 @@ from knowledge_base.ingest import IngestOptions, Ingestor, IngestReport
 from knowledge_base.loaders import load_paths
 from knowledge_base.store import KnowledgeStore
 from retrieval.autotag import autotag
-from retrieval.embedders import HashEmbedder
+from retrieval.encoders.text import HashEmbedder
 from tests.conftest import TinyImageEncoder
 from tests.retrieval.test_autotag import (
     BLUE,

@@ -14,8 +14,8 @@ from knowledge_base.admin import delete_record, kb_stats
 from knowledge_base.ingest import IngestOptions, Ingestor, IngestReport
 from knowledge_base.loaders import load_paths
 from knowledge_base.store import EmbedderMismatch, KnowledgeStore
-from retrieval.embedders import HashEmbedder
-from retrieval.search import PhotoSearcher, TextSearcher
+from retrieval.encoders.text import HashEmbedder
+from retrieval.search.types import PhotoSearcher, TextSearcher
 from tests.conftest import CountingTextEmbedder, TinyImageEncoder, distinct_colours, make_image
 
 pytestmark = pytest.mark.unit

@@ -13,9 +13,9 @@ from PIL import Image
 from knowledge_base.loaders import LoadResult
 from knowledge_base.schema import Product
 from retrieval.autotag import autotag
-from retrieval.category import CategoryClassifier, Head
 from retrieval.colours import colour_names, dominant_colours
-from retrieval.features import FeatureCache
+from retrieval.encoders.features import FeatureCache
+from retrieval.heads.category import CategoryClassifier, Head
 
 RED, BLUE, WHITE, BLACK = (210, 25, 30), (25, 45, 200), (250, 250, 250), (15, 15, 15)
 

@@ -19,15 +19,15 @@ from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.loaders import LoadResult
 from knowledge_base.schema import Article, Product
 from knowledge_base.store import KnowledgeStore
-from retrieval.embedders import HashEmbedder, l2_normalise
-from retrieval.hybrid import HybridSearcher, SearchFilters
-from retrieval.image_encoder import ImageEncoder
+from retrieval.encoders.image import ImageEncoder
+from retrieval.encoders.text import HashEmbedder, l2_normalise
 from retrieval.langchain_adapters import (
     KnowledgeBaseRetriever,
     PhotoRetriever,
     image_query,
 )
-from retrieval.search import PhotoSearcher
+from retrieval.search.hybrid import HybridSearcher, SearchFilters
+from retrieval.search.types import PhotoSearcher
 
 pytestmark = pytest.mark.integration
 

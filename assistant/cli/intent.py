@@ -1,0 +1,173 @@
+"""`shopsight train intent` and `shopsight eval intent`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.cli.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
+from assistant.settings import Settings
+
+console = Console()
+
+ModelChoice = Literal["fewshot", "trained", "combined", "all"]
+
+DataOption = Annotated[
+    Path, typer.Option("--data", help="CSV of labelled customer messages (UTF-8, with a header).")
+]
+TextColOption = Annotated[str, typer.Option("--text-col", help="Column holding the message.")]
+LabelColOption = Annotated[str, typer.Option("--label-col", help="Column holding the intent.")]
+
+
+def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
+    """Add `train intent` and `eval intent` to the CLI."""
+    train_app.command("intent")(train_intent_command)
+    eval_app.command("intent")(eval_intent_command)
+
+
+def train_intent_command(
+    data: DataOption,
+    text_col: TextColOption = "text",
+    label_col: LabelColOption = "label",
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split.")] = 0,
+    validation_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.4, help="Share of each label used to choose settings.")
+    ] = 0.15,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.4, help="Share of each label held out for the report.")
+    ] = 0.15,
+    out: ArtifactsOutOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train an intent head on labelled messages and save a new `intent-vN` artefact."""
+    from assistant.training.intent import IntentTrainConfig, read_labelled_texts, train_intent
+    from retrieval.encoders.registry import get_text_embedder
+
+    settings = Settings()
+    with user_errors():
+        labelled = read_labelled_texts(data, text_col, label_col)
+        config = IntentTrainConfig(
+            seed=split_seed, validation_fraction=validation_fraction, test_fraction=test_fraction
+        )
+        result = train_intent(
+            labelled,
+            get_text_embedder(settings.text_embedder, settings.cache_dir),
+            settings.data_dir / "cache",
+            config,
+            progress=not as_json,
+        )
+        folder = result.model.save(out or settings.artifacts_dir)
+    metrics = result.metrics
+    if as_json:
+        print_json({"model": str(folder), "metrics": metrics})
+        return
+    table = Table("C", "validation accuracy", title="Logistic regression, C chosen on validation")
+    for c, accuracy in result.validation_by_c.items():
+        table.add_row(c, f"{accuracy:.4f}")
+    console.print(table)
+    console.print(
+        f"C {metrics['c']}, temperature {metrics['temperature']:.3f}, unsure below "
+        f"{metrics['threshold']:.2f} (then the few-shot model decides)"
+    )
+    if "test_accuracy" in metrics:
+        console.print(
+            f"held-out test ({int(metrics['test_messages'])} messages): accuracy "
+            f"{metrics['test_accuracy']:.4f} (unsure counted wrong; argmax "
+            f"{metrics['test_accuracy_argmax']:.4f}), macro-F1 {metrics['test_macro_f1']:.4f}, "
+            f"coverage {metrics['test_coverage']:.4f}"
+        )
+    console.print(f"Saved {folder}")
+
+
+def eval_intent_command(
+    data: DataOption,
+    text_col: TextColOption = "text",
+    label_col: LabelColOption = "label",
+    model: Annotated[
+        ModelChoice,
+        typer.Option(
+            "--model",
+            help="fewshot = shipped examples only, on shop intents; trained = the trained head "
+            "on the file's labels; combined = the deployed classifier (head, few-shot fallback) "
+            "on shop intents; all = each that applies.",
+        ),
+    ] = "all",
+    split_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the held-out split; default: the trained model's when it was trained "
+            "on this file, else 0."
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="An `intent-vN` folder (default: the newest under the artefacts)."),
+    ] = None,
+    out: ReportsOutOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score intent models on the held-out test rows of a labelled CSV: accuracy, macro-F1,
+    per-class figures and a confusion matrix each."""
+    from assistant.perception.intent import FewShotIntentModel, TrainedIntentModel, latest_model_dir
+    from assistant.training.intent import (
+        applicable_models,
+        evaluate_intent,
+        held_out_rows,
+        read_labelled_texts,
+    )
+    from retrieval.encoders.registry import get_text_embedder
+
+    settings = Settings()
+    cache_dir = settings.data_dir / "cache"
+    with user_errors():
+        labelled = read_labelled_texts(data, text_col, label_col)
+        folder = model_dir or latest_model_dir(settings.artifacts_dir)
+        if model in ("trained", "combined") and folder is None:
+            raise FileNotFoundError(
+                f"no intent model under {settings.artifacts_dir}: run `shopsight train intent "
+                "--data CSV --text-col ... --label-col ...` first"
+            )
+        embedder = get_text_embedder(settings.text_embedder, settings.cache_dir)
+        trained = TrainedIntentModel.load(folder, embedder) if folder else None
+        held_out = held_out_rows(labelled, trained, split_seed)
+        fewshot = FewShotIntentModel(embedder, cache_dir=cache_dir)
+        models = [model] if model != "all" else applicable_models(labelled.labels, trained)
+        reports = evaluate_intent(
+            labelled,
+            models,
+            fewshot,
+            trained,
+            cache_dir,
+            held_out,
+            out or settings.data_dir / "reports",
+            progress=not as_json,
+        )
+    if as_json:
+        print_json(
+            {
+                "held_out": held_out.note,
+                "reports": {name: r.model_dump(mode="json") for name, r in reports.items()},
+            }
+        )
+        return
+    table = Table("model", "accuracy", "macro-F1", "messages", title=f"Intent: {data}")
+    for name, report in reports.items():
+        table.add_row(
+            f"{name} [dim]({report.settings['model']})[/]",
+            f"{report.metrics['accuracy']:.4f}",
+            f"{report.metrics['macro_f1']:.4f}",
+            str(int(report.metrics["examples"])),
+        )
+    console.print(table)
+    console.print(f"Held-out rows: {held_out.note}.")
+    console.print("Wrote " + ", ".join(f for r in reports.values() for f in r.files))

@@ -1,0 +1,202 @@
+"""`shopsight train photo-match` (confidence calibration) and `shopsight eval photo-search`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.cli.common import (
+    ArtifactsOutOption,
+    JsonOption,
+    ReportsOutOption,
+    print_json,
+    user_errors,
+)
+from assistant.settings import Settings
+from knowledge_base.images import ImageRejected
+from retrieval.simulate import DEFAULT_SEED
+
+console = Console()
+
+CatalogueOption = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="Catalogue: an image folder with one sub-folder per category (each image is a "
+        "product) or a catalogue file (JSON/JSONL/CSV) whose products list local images.",
+    ),
+]
+CategoryOption = Annotated[
+    bool,
+    typer.Option(
+        "--category-model/--no-category-model",
+        help="Use the newest trained category model (when there is one) for category "
+        "agreement; otherwise the nearest catalogue products vote.",
+    ),
+]
+EXIT_USAGE = 2
+
+
+def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
+    """Add `train photo-match` and `eval photo-search` to the CLI."""
+    train_app.command("photo-match")(train_photo_match_command)
+    eval_app.command("photo-search")(eval_photo_search_command)
+
+
+def _caches(settings: Settings) -> tuple[Any, Any]:
+    """Catalogue features (the shared cache, default decode size) and query features (decoded at
+    the app's image size, as a customer upload is)."""
+    from retrieval.encoders.features import FeatureCache
+    from retrieval.encoders.registry import get_image_encoder
+
+    encoder = get_image_encoder()
+    root = settings.data_dir / "cache"
+    return FeatureCache(root, encoder), FeatureCache(
+        root, encoder, settings.max_image_pixels, settings.max_image_side
+    )
+
+
+def _category_predictor(settings: Settings, wanted: bool) -> Any:
+    """The trained category model as `images -> [(label, confidence)]`, or None."""
+    if not wanted:
+        return None
+    try:
+        from retrieval.heads.category import load_latest
+    except ImportError:
+        return None
+    classifier = load_latest(settings.artifacts_dir)
+    if classifier is None:
+        return None
+
+    def predict(images: Any) -> list[tuple[str, float]]:
+        return [(p.label, p.confidence) for p in classifier.predict(images)]
+
+    return predict
+
+
+def train_photo_match_command(
+    data: CatalogueOption,
+    products: Annotated[
+        int, typer.Option(min=20, help="Products sampled (seeded) from DATA to calibrate on.")
+    ] = 341,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the product sample.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Simulation seed; differs from the evaluation's by default.")
+    ] = DEFAULT_SEED + 1,
+    precision: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Precision the threshold must reach.")
+    ] = 0.9,
+    category_model: CategoryOption = False,
+    out: ArtifactsOutOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit the photo-match confidence and its "not sure" threshold on simulated customer photos
+    of a training catalogue; saves `photo-match-v1` (loaded automatically afterwards)."""
+    from retrieval.evaluation.photo_search import (
+        calibrate_photo_match,
+        load_catalogue,
+        sample_products,
+    )
+    from retrieval.search.photo import MatcherConfig, save_artefact
+    from retrieval.simulate import SimulationProtocol
+
+    settings = Settings()
+    started = time.perf_counter()
+    with user_errors(ImageRejected):
+        catalogue = sample_products(load_catalogue(data), products, sample_seed)
+        cache, query_cache = _caches(settings)
+        config = MatcherConfig()
+        protocol = SimulationProtocol(seed=seed)
+        predictor = _category_predictor(settings, category_model)
+        calibrator, metrics = calibrate_photo_match(
+            cache.encoder,
+            catalogue,
+            cache,
+            query_cache,
+            protocol,
+            config,
+            precision,
+            predictor,
+            progress=not as_json,
+        )
+        meta = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "encoder": cache.encoder.name,
+            "data": str(data),
+            "products": catalogue.products,
+            "sample_seed": sample_seed,
+            "category_source": "model" if predictor else "catalogue vote",
+            "protocol": protocol.describe(),
+            "target_precision": precision,
+            "metrics": metrics,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        folder = save_artefact(calibrator, config, meta, out or settings.artifacts_dir)
+    if as_json:
+        print_json({"model": str(folder), "calibrator": calibrator.model_dump(), **meta})
+        return
+    console.print(
+        f"Calibrated on {catalogue.products} products (recall@1 {metrics['recall@1']:.3f}): "
+        f"AUC {metrics['auc']:.3f}, threshold {calibrator.threshold:.3f}; confident on "
+        f"{metrics['confident_coverage']:.1%} of listed products with precision "
+        f"{metrics['confident_precision']:.3f}, on {metrics['absent_confident_rate']:.1%} of "
+        "unlisted ones"
+    )
+    console.print(f"Saved {folder}")
+
+
+def eval_photo_search_command(
+    data: CatalogueOption,
+    queries: Annotated[
+        Path | None,
+        typer.Option(
+            "--queries",
+            help="Folder of real customer photos named after their product: "
+            "<product id>.jpg or <product id>/<any>.jpg (default: simulated photos).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the simulated customer photos (retrieval/simulate.py).")
+    ] = DEFAULT_SEED,
+    category_model: CategoryOption = False,
+    out: ReportsOutOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Photo → product search on a catalogue: recall@1/5/10, MRR and how well the "not sure"
+    threshold separates right matches from wrong and unlisted ones."""
+    from retrieval.evaluation.photo_search import evaluate_photo_search, load_catalogue
+    from retrieval.search.photo import load_artefact
+    from retrieval.simulate import SimulationProtocol
+
+    settings = Settings()
+    with user_errors(ImageRejected):
+        catalogue = load_catalogue(data)
+        cache, query_cache = _caches(settings)
+        trained = load_artefact(settings.artifacts_dir)
+        report = evaluate_photo_search(
+            cache.encoder,
+            catalogue,
+            cache,
+            query_cache,
+            out or settings.data_dir / "reports",
+            calibrator=trained[0] if trained else None,
+            config=trained[1] if trained else None,
+            category_predictor=_category_predictor(settings, category_model),
+            protocol=SimulationProtocol(seed=seed),
+            queries_dir=queries,
+            progress=not as_json,
+        )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    table = Table("metric", "value", title=f"Photo search: {data}")
+    for name, value in report.metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    console.print(f"Calibrator: {report.settings['calibrator']['source']}")
+    console.print("Wrote " + ", ".join(report.files))

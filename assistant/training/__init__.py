@@ -1,0 +1,1 @@
+"""Trainers of the assistant's own heads: intent and sentiment."""

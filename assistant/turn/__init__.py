@@ -1,0 +1,1 @@
+"""One chat turn: safety → perceive → retrieve → decide → respond → remember (`engine`)."""

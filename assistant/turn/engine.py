@@ -1,0 +1,483 @@
+"""The turn engine: one plain function of (request, session state, components) → TurnResult.
+
+safety → perceive (language, sentiment, intent, photo) → retrieve → decide → respond → remember.
+The CLI, the REST API and the UI all call `Engine.handle_turn`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from PIL import Image
+
+from assistant.perception.language import Language, detect_language
+from assistant.perception.sentiment import SentimentResult, SessionTrend
+from assistant.turn.drafting import Drafter
+from assistant.turn.memory import ConversationMemory, SessionState
+from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
+from assistant.turn.responder import (
+    ProductFacts,
+    ResponderInput,
+    compose,
+    product_asks,
+    requested_colour,
+)
+from assistant.turn.safety import (
+    InputRejected,
+    Limits,
+    check_image,
+    check_text,
+    find_order_reference,
+    redact,
+)
+from assistant.turn.schemas import (
+    Citation,
+    IntentView,
+    ProductCard,
+    SentimentView,
+    Ticket,
+    TurnRequest,
+    TurnResult,
+)
+from knowledge_base.store import KnowledgeStore
+from retrieval.search.types import ArticleMatch
+
+# Intents whose answers live in FAQ/policy articles rather than in a product record.
+ARTICLE_INTENTS = {
+    "order_status",
+    "return_refund",
+    "exchange",
+    "shipping_delivery",
+    "damaged_wrong_item",
+    "warranty",
+    "cancel_order",
+    "payment",
+    "complaint",
+    "other",
+    "product_question",
+}
+REPEATABLE = {"greeting", "other", "product_question", "find_by_photo"}
+TICKET_INTENTS: dict[str, Literal["damaged_item", "wrong_item", "return", "warranty"]] = {
+    "damaged_wrong_item": "damaged_item",
+    "warranty": "warranty",
+    "return_refund": "return",
+}
+_DAMAGE = re.compile(
+    r"\b(broken|broke|damaged|cracked|torn|ripped|smashed|dented|defective|faulty|wrong item|stain\w*)\b"
+    r"|坏了|破了|破损|损坏|裂|碎了|发错|错发|有瑕疵|质量问题",
+    re.IGNORECASE,
+)
+_FOLLOW_UP = (
+    "it",
+    "this",
+    "that",
+    "these",
+    "they",
+    "them",
+    "这个",
+    "这款",
+    "它",
+    "那个",
+    "这件",
+    "这双",
+)
+
+
+class Perception(Protocol):
+    """What the engine needs from the models; `assistant.components` supplies the real ones."""
+
+    def sentiment(self, text: str, language: str) -> tuple[float, str, str]: ...
+    def intent(self, text: str, language: str) -> tuple[str, float, str, dict[str, float]]: ...
+    def photo(
+        self, image: Image.Image, k: int
+    ) -> tuple[list[tuple[str, float, str | None]], bool]: ...
+    def articles(self, query: str, k: int, language: str | None) -> list[ArticleMatch]: ...
+    def products(self, query: str, k: int) -> list[tuple[str, float]]: ...
+
+
+@dataclass
+class EngineConfig:
+    limits: Limits = field(default_factory=Limits)
+    thresholds: PolicyThresholds = field(default_factory=PolicyThresholds)
+    article_min_score: float = 0.85
+    product_text_min_score: float = 0.86
+    trend_alpha: float = 0.5
+
+
+class Engine:
+    def __init__(
+        self,
+        perception: Perception,
+        store: KnowledgeStore,
+        memory: ConversationMemory,
+        config: EngineConfig | None = None,
+        on_turn: Callable[[TurnResult, Image.Image | None], None] | None = None,
+        drafter: Drafter | None = None,
+    ) -> None:
+        """`on_turn` sees every stored turn with its decoded photo (the evidence pack hook);
+        `drafter` rewrites grounded answers with a chat model, checked against the sources."""
+        self.perception = perception
+        self.store = store
+        self.memory = memory
+        self.config = config or EngineConfig()
+        self.on_turn = on_turn
+        self.drafter = drafter
+
+    def handle_turn(self, request: TurnRequest) -> TurnResult:
+        started = time.perf_counter()
+        config = self.config
+        text = check_text(request.text, config.limits)
+        image = check_image(request.image, config.limits) if request.image is not None else None
+        if not text and image is None and not request.chosen_product_id:
+            raise InputRejected("empty message: send some text, a photo, or both")
+        state = self.memory.load_state(request.session_id)
+        previous: Language = "zh" if state.language == "zh" else "en"
+        language: Language = request.lang or (
+            detect_language(text, previous).language if text else previous
+        )
+
+        sentiment_score, sentiment_label, sentiment_model = (
+            self.perception.sentiment(text, language) if text else (0.0, "neutral", "none")
+        )
+        trend, streak = _update_trend(state, sentiment_score, sentiment_label, config.trend_alpha)
+        if text:
+            intent, intent_conf, intent_model, probabilities = self.perception.intent(
+                text, language
+            )
+        else:
+            intent, intent_conf, intent_model, probabilities = (
+                "find_by_photo",
+                1.0,
+                "photo-only",
+                {},
+            )
+        if image is not None and intent != "human_agent" and _DAMAGE.search(text):
+            # A photo with damage words is a damage report, whatever the text model said.
+            intent = "damaged_wrong_item"
+        elif image is not None and intent in {"greeting", "other", "product_question"}:
+            intent = "find_by_photo"
+
+        product, confidence, candidates, photo_confident = self._resolve_product(
+            request, state, image, text, intent
+        )
+        asks = product_asks(text)
+        articles: list[ArticleMatch] = []
+        if intent in ARTICLE_INTENTS and not (product is not None and asks):
+            articles = self._articles(text, language)
+        variants = self._variants(product, text) if product is not None and "colour" in asks else []
+        has_answer = bool(articles) or (
+            product is not None and (bool(asks) or intent == "find_by_photo" or image is not None)
+        )
+        ambiguous = (
+            not has_answer
+            and intent == "other"
+            and product is None
+            and len(text.split()) <= 2
+            and len(text) < 12
+        )
+        unresolved = _update_unresolved(state, intent, has_answer)
+        decision = decide(
+            PolicyInput(
+                text=text,
+                intent=intent,
+                intent_confidence=intent_conf,
+                sentiment_score=sentiment_score,
+                sentiment_trend=trend,
+                consecutive_negative=streak,
+                unresolved_count=unresolved,
+                photo_given=image is not None,
+                photo_confident=photo_confident,
+                has_answer=has_answer,
+                ambiguous=ambiguous,
+                p_human=probabilities.get("human_agent", 0.0),
+                p_complaint=probabilities.get("complaint", 0.0),
+            ),
+            config.thresholds,
+        )
+        upset = sentiment_label == "negative" or streak >= config.thresholds.angry_streak
+        reply = compose(
+            ResponderInput(
+                language=language,
+                intent=intent,
+                question=text,
+                decision=decision,
+                upset=upset,
+                product=product if decision.action != "clarify" else None,
+                product_confidence=confidence,
+                variants=variants,
+                candidates=candidates if decision.action == "clarify" else [],
+                articles=articles,
+            )
+        )
+        debug: dict[str, Any] = {"unresolved": unresolved}
+        reply_text = reply.text
+        if self.drafter is not None and decision.action == "answer" and reply.citations:
+            reply_text, check = self.drafter.rewrite(
+                reply.text,
+                _sources_text(reply.citations, articles, product),
+                {c.number for c in reply.citations},
+                text,
+                language,
+                upset,
+            )
+            debug["draft"] = {
+                "model": self.drafter.name,
+                "used": check.accepted,
+                "reasons": check.reasons,
+            }
+        result = TurnResult(
+            session_id=request.session_id,
+            turn_index=state.turn_count,
+            language=language,
+            reply=reply_text,
+            citations=reply.citations,
+            products=self._cards(product, confidence, candidates, decision.action),
+            sentiment=SentimentView(
+                score=round(sentiment_score, 4),
+                label=sentiment_label,
+                trend=round(trend, 4),
+                consecutive_negative=streak,
+                model=sentiment_model,
+            ),
+            intent=IntentView(intent=intent, confidence=round(intent_conf, 4), model=intent_model),
+            decision=decision,
+            suggested_replies=reply.suggestions,
+            context_product_id=product.product_id
+            if product is not None
+            else state.context_product_id,
+            debug=debug,
+        )
+        result.ticket = self._ticket(
+            intent, text, product, image is not None, result.evidence_id, language
+        )
+        result.summary = _summary(state, result)
+        self._remember(state, result, language, product, candidates, decision.action, intent)
+        result.latency_ms = round(1000 * (time.perf_counter() - started), 1)
+        self.memory.save_turn(
+            request.session_id,
+            state,
+            redact(text),
+            result.evidence_id,
+            result.model_dump(mode="json"),
+        )
+        if self.on_turn is not None:
+            self.on_turn(result, image)
+        return result
+
+    def _resolve_product(
+        self,
+        request: TurnRequest,
+        state: SessionState,
+        image: Image.Image | None,
+        text: str,
+        intent: str,
+    ) -> tuple[ProductFacts | None, float, list[ProductFacts], bool]:
+        """The product this turn is about: picked, photographed, named, or carried from context."""
+        if request.chosen_product_id:
+            facts = self._facts(request.chosen_product_id)
+            if facts is None:
+                raise InputRejected(
+                    f"unknown product {request.chosen_product_id!r}: pick one of the suggested products"
+                )
+            return facts, 1.0, [], True
+        if image is not None:
+            matches, confident = self.perception.photo(image, 3)
+            candidates = [
+                f for f in (self._facts(pid, path) for pid, _, path in matches) if f is not None
+            ]
+            top = candidates[0] if candidates else None
+            return (
+                (top if confident else None),
+                (matches[0][1] if matches else 0.0),
+                candidates,
+                confident,
+            )
+        if (
+            text
+            and intent in {"product_question", "find_by_photo", "other"}
+            and not _is_follow_up(text)
+        ):
+            found = self.perception.products(text, 1)
+            if found and found[0][1] >= self.config.product_text_min_score:
+                return self._facts(found[0][0]), found[0][1], [], True
+        if state.context_product_id and (_is_follow_up(text) or product_asks(text)):
+            return self._facts(state.context_product_id), 1.0, [], True
+        return None, 0.0, [], True
+
+    def _facts(self, product_id: str, matched_image: str | None = None) -> ProductFacts | None:
+        hits = self.store.get("products", ids=[product_id])
+        if not hits:
+            return None
+        facts = ProductFacts.from_metadata(product_id, hits[0].metadata)
+        if matched_image:
+            facts.image = matched_image
+        return facts
+
+    def _articles(self, text: str, language: str) -> list[ArticleMatch]:
+        found = self.perception.articles(text, 3, language) or self.perception.articles(
+            text, 3, None
+        )
+        relevant = [a for a in found if _dense_score(a) >= self.config.article_min_score]
+        return [self._whole_article(a) for a in relevant]
+
+    def _whole_article(self, match: ArticleMatch) -> ArticleMatch:
+        """Quote from the whole article: the best sentence may sit outside the best chunk."""
+        chunks = self.store.get("articles", where={"article_id": match.article_id})
+        chunks.sort(key=lambda hit: int(hit.metadata.get("position", 0)))
+        text = "\n".join(hit.document for hit in chunks) or match.text
+        return match.model_copy(update={"text": text})
+
+    def _variants(self, product: ProductFacts, text: str) -> list[ProductFacts]:
+        """Other products of the same kind, for "do you have it in blue?"."""
+        colour = requested_colour(text)
+        if not colour:
+            return []
+        kind = product.attributes.get("kind", "")
+        hits = (
+            self.store.get("products", where={"category": product.category})
+            if product.category
+            else []
+        )
+        variants = [
+            ProductFacts.from_metadata(h.id, h.metadata) for h in hits if h.id != product.product_id
+        ]
+        return [
+            v
+            for v in variants
+            if v.attributes.get("kind", "") == kind
+            and colour in v.attributes.get("color", "").lower()
+        ]
+
+    def _cards(
+        self,
+        product: ProductFacts | None,
+        confidence: float,
+        candidates: list[ProductFacts],
+        action: str,
+    ) -> list[ProductCard]:
+        if action == "clarify" and candidates:
+            return [c.card(reason="possible match for the photo") for c in candidates]
+        return (
+            [product.card(confidence, "product in this conversation")]
+            if product is not None
+            else []
+        )
+
+    def _ticket(
+        self,
+        intent: str,
+        text: str,
+        product: ProductFacts | None,
+        photo: bool,
+        evidence_id: str,
+        language: str,
+    ) -> Ticket | None:
+        """Prefill a ticket for damaged/wrong items, warranty claims and returns with a photo."""
+        ticket_type = TICKET_INTENTS.get(intent)
+        if ticket_type is None or (ticket_type == "return" and not photo):
+            return None
+        query = {
+            "damaged_item": "damaged or wrong item",
+            "warranty": "warranty claim",
+            "return": "return policy",
+        }[ticket_type]
+        policies = self.perception.articles(query, 1, language) or self.perception.articles(
+            query, 1, None
+        )
+        policy = policies[0] if policies else None
+        return Ticket(
+            ticket_type=ticket_type,
+            product_id=product.product_id if product else None,
+            product_title=product.title if product else None,
+            order_reference=find_order_reference(text),
+            issue=redact(text)[:500],
+            policy_article_id=policy.article_id if policy else None,
+            policy_excerpt=policy.text[:300] if policy else None,
+            evidence_id=evidence_id,
+            photo_attached=photo,
+        )
+
+    def _remember(
+        self,
+        state: SessionState,
+        result: TurnResult,
+        language: str,
+        product: ProductFacts | None,
+        candidates: list[ProductFacts],
+        action: str,
+        intent: str,
+    ) -> None:
+        state.language = language
+        state.turn_count += 1
+        state.last_intent = intent
+        if product is not None and action != "clarify":
+            state.context_product_id = product.product_id
+        state.candidate_product_ids = (
+            [c.product_id for c in candidates] if action == "clarify" else []
+        )
+        state.escalated = state.escalated or action == "escalate"
+
+
+def _sources_text(
+    citations: list[Citation], articles: list[ArticleMatch], product: ProductFacts | None
+) -> str:
+    """Everything a drafted reply may state: the numbered sources, the whole cited articles and
+    the product's catalogue fields."""
+    parts = [f"[{c.number}] {c.title}: {c.snippet}" for c in citations]
+    parts += [a.text for a in articles]
+    if product is not None:
+        parts.append(
+            f"{product.title} {product.title_zh} price {product.price} {product.currency} "
+            f"stock {product.stock} {product.description} {product.attributes}"
+        )
+    return "\n".join(parts)
+
+
+def _dense_score(article: ArticleMatch) -> float:
+    dense = getattr(article, "dense_score", None)
+    return float(dense) if dense is not None else float(article.score)
+
+
+def _is_follow_up(text: str) -> bool:
+    lowered = f" {text.lower()} "
+    return any(
+        (f" {w} " in lowered or f" {w}?" in lowered) if w.isascii() else w in text
+        for w in _FOLLOW_UP
+    )
+
+
+def _update_trend(state: SessionState, score: float, label: str, alpha: float) -> tuple[float, int]:
+    """The session's exponentially weighted sentiment and its run of negative turns."""
+    trend = (
+        SessionTrend.from_dict(state.sentiment) if state.sentiment else SessionTrend(alpha=alpha)
+    )
+    trend.update(SentimentResult(score=score, label=label, language="en", model=""))
+    state.sentiment = trend.to_dict()
+    return trend.value, trend.consecutive_negative
+
+
+def _update_unresolved(state: SessionState, intent: str, has_answer: bool) -> int:
+    """A request counts as unresolved again when it comes back right after, or had no answer."""
+    if intent in REPEATABLE:
+        return 0
+    repeated = state.last_intent == intent
+    count = state.unresolved.get(intent, 0)
+    count = count + 1 if (repeated or not has_answer) else 0
+    state.unresolved[intent] = count
+    return count
+
+
+def _summary(state: SessionState, result: TurnResult) -> str:
+    """One line for the agent: who, what, mood, where it stands."""
+    product = f" about {result.context_product_id}" if result.context_product_id else ""
+    mood = f"{result.sentiment.label} (trend {result.sentiment.trend:+.2f})"
+    escalated = (
+        "escalated"
+        if result.decision.action == "escalate" or state.escalated
+        else result.decision.action
+    )
+    return f"Turn {result.turn_index + 1}: {result.intent.intent}{product}; customer {mood}; {escalated}."

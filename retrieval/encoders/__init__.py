@@ -1,0 +1,1 @@
+"""Text and image encoders, the static embedder, a local CLIP, the feature cache, the registry."""

@@ -1,0 +1,99 @@
+"""Cached image features: training, evaluation and re-ingestion reuse one encoding per file.
+
+Features are stored per file content hash (and per encoder and view), so moving or renaming a
+photo costs nothing and an edited photo is re-encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from knowledge_base.images import IMAGE_SUFFIXES, load_image
+from knowledge_base.schema import file_hash
+from retrieval.encoders.image import ImageEncoder
+
+View = Callable[[Image.Image], Image.Image]
+
+
+class FeatureCache:
+    """`features(paths)` returns one L2-normalised row per path, encoding only what is new."""
+
+    def __init__(
+        self,
+        root: Path,
+        encoder: ImageEncoder,
+        max_pixels: int = 40_000_000,
+        max_side: int = 512,
+    ) -> None:
+        self.root = root / "features" / encoder.name
+        self.encoder = encoder
+        self.max_pixels = max_pixels
+        self.max_side = max_side
+
+    def features(
+        self,
+        paths: Sequence[Path],
+        view: View | None = None,
+        view_name: str = "full",
+        progress: bool = True,
+        batch: int = 16,
+    ) -> np.ndarray:
+        """Features of `view(image)` for each path (the whole image when `view` is None)."""
+        folder = self.root / view_name
+        folder.mkdir(parents=True, exist_ok=True)
+        keys = [file_hash(Path(p)) for p in paths]
+        out = np.zeros((len(paths), self.encoder.dim), dtype=np.float32)
+        missing: list[int] = []
+        for index, key in enumerate(keys):
+            cached = folder / f"{key}.npy"
+            if cached.exists():
+                out[index] = np.load(cached)
+            else:
+                missing.append(index)
+        bar = tqdm(
+            total=len(missing),
+            desc=f"image features ({view_name})",
+            unit="img",
+            disable=not progress or not missing,
+        )
+        for start in range(0, len(missing), batch):
+            indices = missing[start : start + batch]
+            images = [load_image(Path(paths[i]), self.max_pixels, self.max_side) for i in indices]
+            if view is not None:
+                images = [view(image) for image in images]
+            vectors = self.encoder.embed_images(images)
+            for i, vector in zip(indices, vectors, strict=True):
+                out[i] = vector
+                save_atomically(folder / f"{keys[i]}.npy", vector)
+            bar.update(len(indices))
+        bar.close()
+        return out
+
+
+def save_atomically(path: Path, vector: np.ndarray) -> None:
+    """Write then rename, so a killed run never leaves a half-written feature behind."""
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, vector)
+    temporary.replace(path)
+
+
+def list_image_folder(root: Path) -> tuple[list[Path], list[str]]:
+    """Paths and labels of an image folder with one sub-folder per class, in a stable order."""
+
+    paths: list[Path] = []
+    labels: list[str] = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for image in sorted(class_dir.iterdir()):
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(image)
+                labels.append(class_dir.name)
+    if not paths:
+        raise FileNotFoundError(
+            f"{root}: expected one sub-folder of images per class, found no images"
+        )
+    return paths, labels

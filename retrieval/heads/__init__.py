@@ -1,0 +1,1 @@
+"""Trained heads at inference: category, text→image alignment, photo-match calibration."""
