@@ -22,6 +22,7 @@ from typing import Any
 import frontmatter
 from pydantic import ValidationError
 
+from knowledge_base.folders import class_folders, is_image_folder
 from knowledge_base.images import IMAGE_SUFFIXES
 from knowledge_base.schema import Article, Product, Rejection
 
@@ -146,8 +147,7 @@ def _walk(
     loose_images: list[Path],
 ) -> None:
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    subdirs = [p for p in entries if p.is_dir()]
-    image_folder = bool(subdirs) and all(_holds_images(d) for d in subdirs)
+    image_folder = is_image_folder(folder)
     for path in entries:
         if path.is_dir():
             if image_folder:
@@ -173,10 +173,6 @@ def _scan_category(
             result.reject(path, f"{what}; skipped")
 
 
-def _holds_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
-
-
 def _image_product(category: str, image: Path) -> Product:
     title = category.replace("_", " ").replace("-", " ")
     return Product(
@@ -191,9 +187,8 @@ def load_image_folder(folder: Path) -> LoadResult:
     """One product per image; the sub-folder name is the category."""
     result = LoadResult()
     category_images: list[tuple[str, Path]] = []
-    for category_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if not category_dir.name.startswith("."):
-            _scan_category(category_dir, result, category_images)
+    for category_dir in class_folders(folder):
+        _scan_category(category_dir, result, category_images)
     for category, image in category_images:
         result.add_product(_image_product(category, image), Origin(str(image)))
     return result

@@ -20,7 +20,8 @@ from assistant.cli.common import (
 )
 from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
-from retrieval.heads.alignment import AlignmentConfig, AlignmentMismatch, FeatureFn
+from retrieval.heads.alignment import AlignmentMismatch
+from retrieval.training.align import AlignmentConfig, FeatureFn
 
 console = Console()
 _DEFAULTS = AlignmentConfig()
@@ -87,14 +88,15 @@ def train_align_command(
     out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the image→text alignment head on all of DATA and save it as `align-v1`.
+    """Train the image→text alignment head on all of DATA and save it as a new `align-vN`.
 
     `shopsight kb search TEXT` then also finds products by their photos. Measure how well it
     generalises with `shopsight eval text-to-image` (which trains on a split, not on all).
     """
     from retrieval.encoders.image import ImageEncoder
     from retrieval.encoders.registry import get_text_embedder
-    from retrieval.heads.alignment import artifact_dir, fit_alignment, load_alignment_data
+    from retrieval.heads.alignment import artifact_dir
+    from retrieval.training.align import fit_alignment, load_alignment_data
 
     settings = Settings()
     with user_errors(ImageRejected, AlignmentMismatch):
@@ -156,7 +158,7 @@ def eval_text_to_image_command(
     from retrieval.encoders.image import ImageEncoder
     from retrieval.encoders.registry import get_text_embedder
     from retrieval.evaluation.text_to_image import TextToImageOptions, evaluate_text_to_image
-    from retrieval.heads.alignment import load_alignment_data
+    from retrieval.training.align import load_alignment_data
 
     settings = Settings()
     with user_errors(ImageRejected, AlignmentMismatch):

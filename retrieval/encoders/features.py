@@ -13,7 +13,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from knowledge_base.images import IMAGE_SUFFIXES, load_image
+# The image-folder reader lives in knowledge_base.folders; this name stays importable from here.
+from knowledge_base.folders import list_image_folder as list_image_folder
+from knowledge_base.images import load_image
 from knowledge_base.schema import file_hash
 from retrieval.encoders.image import ImageEncoder
 
@@ -80,20 +82,3 @@ def save_atomically(path: Path, vector: np.ndarray) -> None:
     temporary = path.with_suffix(".tmp.npy")
     np.save(temporary, vector)
     temporary.replace(path)
-
-
-def list_image_folder(root: Path) -> tuple[list[Path], list[str]]:
-    """Paths and labels of an image folder with one sub-folder per class, in a stable order."""
-
-    paths: list[Path] = []
-    labels: list[str] = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for image in sorted(class_dir.iterdir()):
-            if image.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(image)
-                labels.append(class_dir.name)
-    if not paths:
-        raise FileNotFoundError(
-            f"{root}: expected one sub-folder of images per class, found no images"
-        )
-    return paths, labels

@@ -9,14 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.calibration import expected_calibration_error, negative_log_likelihood
 from retrieval.encoders.features import FeatureCache
 from retrieval.evaluation.report import EvalReport
-from retrieval.heads.category import (
-    CategoryClassifier,
-    LabelledImages,
-    expected_calibration_error,
-    negative_log_likelihood,
-)
+from retrieval.heads.category import CategoryClassifier
+from retrieval.training.category import LabelledImages
 
 TASK = "category"
 

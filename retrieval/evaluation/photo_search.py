@@ -15,7 +15,7 @@ Queries:
 Every query is also asked with its own product removed from the catalogue ("absent" queries):
 there the right answer is "not sure", so the report shows how often the assistant would name a
 wrong product for an item the shop does not list. The same present/absent pairs are the rows
-the confidence is calibrated on (`calibrate_photo_match`, run on training data).
+the confidence is calibrated on (`retrieval.training.photo_match`, run on training data).
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ from retrieval.search.photo import (
     MatcherConfig,
     PhotoMatcher,
     PhotoSearchResult,
-    calibration_row,
-    fit_calibrator,
 )
 from retrieval.simulate import SimulationProtocol
 
@@ -263,17 +261,6 @@ def run_queries(
     return outcomes
 
 
-def calibration_rows(outcomes: Sequence[QueryOutcome]) -> tuple[np.ndarray, np.ndarray]:
-    """Present queries (label: top-1 right) and absent ones (label: wrong, whatever comes first)."""
-    rows, labels = [], []
-    for outcome in outcomes:
-        rows.append(calibration_row(outcome.present))
-        labels.append(1.0 if outcome.rank == 1 else 0.0)
-        rows.append(calibration_row(outcome.absent))
-        labels.append(0.0)
-    return np.asarray(rows, dtype=np.float64), np.asarray(labels)
-
-
 def decision_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
     """Coverage and precision of "confident" when the product is listed, how often an unlisted
     product is wrongly asserted, and the precision over both kinds together."""
@@ -287,31 +274,6 @@ def decision_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
         "absent_confident_rate": asserted_absent / total,
         "mixed_precision": right / max(len(confident) + asserted_absent, 1),
     }
-
-
-def calibrate_photo_match(
-    encoder: ImageEmbedder,
-    catalogue: Catalogue,
-    cache: FeatureCache,
-    query_cache: FeatureCache,
-    protocol: SimulationProtocol,
-    config: MatcherConfig,
-    target_precision: float = 0.9,
-    category_predictor: CategoryPredictor | None = None,
-    progress: bool = True,
-) -> tuple[MatchCalibrator, dict[str, float]]:
-    """Fit the confidence on simulated queries of a (training) catalogue; returns its metrics."""
-    index = catalogue_index(catalogue, cache, progress)
-    matcher = PhotoMatcher(index, encoder, category_predictor, config=config)
-    queries = simulated_queries(catalogue, query_cache, protocol, config.views, progress)
-    outcomes = run_queries(matcher, queries, progress=progress)
-    rows, labels = calibration_rows(outcomes)
-    calibrator, metrics = fit_calibrator(rows, labels, target_precision)
-    matcher.calibrator = calibrator
-    refitted = run_queries(matcher, queries, progress=False)
-    metrics.update(ranking_metrics([o.rank for o in outcomes], ks=(1, 5, 10)))
-    metrics.update(decision_metrics(refitted))
-    return calibrator, {k: round(float(v), 4) for k, v in metrics.items()}
 
 
 def evaluate_photo_search(

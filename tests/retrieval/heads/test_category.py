@@ -14,22 +14,22 @@ from assistant.commands import category as category_commands
 from PIL import Image
 from typer.testing import CliRunner
 
-from retrieval.encoders.features import FeatureCache
-from retrieval.encoders.text import l2_normalise
-from retrieval.evaluation.category import category_metrics, evaluate_category
-from retrieval.heads.category import (
-    CategoryClassifier,
-    HeadConfig,
-    LabelledImages,
-    TrainConfig,
+from retrieval.calibration import (
     expected_calibration_error,
     fit_temperature,
-    latest_model_dir,
-    load_labelled_images,
-    load_latest,
     negative_log_likelihood,
     softmax,
     stratified_split,
+)
+from retrieval.encoders.features import FeatureCache
+from retrieval.encoders.text import l2_normalise
+from retrieval.evaluation.category import category_metrics, evaluate_category
+from retrieval.heads.category import CategoryClassifier, latest_model_dir, load_latest
+from retrieval.training.category import (
+    HeadConfig,
+    LabelledImages,
+    TrainConfig,
+    load_labelled_images,
     train_category,
 )
 

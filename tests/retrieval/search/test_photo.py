@@ -13,10 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from assistant.cli.photo_search import register
+from retrieval.calibration import threshold_for_precision
 from retrieval.encoders.features import FeatureCache
 from retrieval.encoders.text import l2_normalise
 from retrieval.evaluation.photo_search import (
-    calibrate_photo_match,
     evaluate_photo_search,
     load_catalogue,
     real_queries,
@@ -29,12 +29,10 @@ from retrieval.search.photo import (
     MirroredStoreIndex,
     PhotoMatcher,
     StoreImageIndex,
-    choose_threshold,
-    fit_calibrator,
     load_artefact,
-    save_artefact,
 )
 from retrieval.simulate import SimulationProtocol
+from retrieval.training.photo_match import calibrate_photo_match, fit_calibrator, save_artefact
 
 
 class GridEncoder:
@@ -183,11 +181,11 @@ def test_unknown_query_view_is_rejected() -> None:
 def test_threshold_is_the_lowest_that_meets_the_precision() -> None:
     probabilities = np.asarray([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
     labels = np.asarray([1.0, 1.0, 1.0, 0.0, 1.0, 0.0])
-    threshold, precision, coverage = choose_threshold(probabilities, labels, 0.8)
+    threshold, precision, coverage = threshold_for_precision(probabilities, labels, 0.8)
     assert threshold == 0.6
     assert precision == pytest.approx(0.8)
     assert coverage == 1.0
-    threshold, precision, coverage = choose_threshold(probabilities, labels, 0.95)
+    threshold, precision, coverage = threshold_for_precision(probabilities, labels, 0.95)
     assert threshold == 0.8 and precision == 1.0 and coverage == 0.75
 
 

@@ -1,0 +1,1 @@
+"""Scorers of the assistant's own heads (intent, sentiment), beside `retrieval.evaluation`."""

@@ -1,0 +1,1 @@
+"""Trainers of the retrieval heads: category, text→image alignment, photo-match calibration."""
