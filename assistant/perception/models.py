@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from assistant.turn.engine import PhotoCandidate, PhotoEvidence, ProductHit
 from retrieval.search.hybrid import HybridSearcher, SearchFilters
 from retrieval.search.types import ArticleMatch
 
 if TYPE_CHECKING:
-    from assistant.perception.intent import IntentClassifier
-    from assistant.perception.sentiment import SentimentAnalyzer
+    from assistant.perception.intent import IntentClassifier, IntentResult
+    from assistant.perception.sentiment import SentimentAnalyzer, SentimentResult
     from retrieval.search.photo import PhotoMatcher
 
 
@@ -35,30 +36,31 @@ class ModelPerception:
         self._photo = photo
         self._hybrid = hybrid
 
-    def sentiment(self, text: str, language: str) -> tuple[float, str, str]:
+    def sentiment(self, text: str, language: str) -> SentimentResult:
         result = self._sentiment.analyze(text)
-        label = result.label
         if result.model == "snownlp" and abs(result.score) < SNOWNLP_NEUTRAL_BAND:
-            label = "neutral"
-        return result.score, label, result.model
+            return result.model_copy(update={"label": "neutral"})
+        return result
 
-    def intent(self, text: str, language: str) -> tuple[str, float, str, dict[str, float]]:
-        result = self._intent.classify(text)
-        return str(result.intent.value), result.confidence, result.model, dict(result.alternatives)
+    def intent(self, text: str, language: str) -> IntentResult:
+        return self._intent.classify(text)
 
-    def photo(self, image: Image.Image, k: int) -> tuple[list[tuple[str, float, str | None]], bool]:
+    def photo(self, image: Image.Image, k: int) -> PhotoEvidence:
+        """The ranked matches; the first carries the calibrated confidence that decides whether
+        the engine names the product, the others their similarity."""
         result = self._photo.search(image, k=k)
-        matches = [
-            (m.product_id, result.confidence if i == 0 else m.score, m.matched_image)
+        candidates = tuple(
+            PhotoCandidate(m.product_id, result.confidence if i == 0 else m.score, m.matched_image)
             for i, m in enumerate(result.matches)
-        ]
-        return matches, result.confident
+        )
+        return PhotoEvidence(candidates=candidates, confident=result.confident)
 
     def articles(self, query: str, k: int, language: str | None) -> list[ArticleMatch]:
         filters = SearchFilters(language=language) if language else None
         return list(self._hybrid.articles(query, k=k, filters=filters))
 
-    def products(self, query: str, k: int) -> list[tuple[str, float]]:
+    def products(self, query: str, k: int) -> list[ProductHit]:
         return [
-            (m.product_id, float(m.dense_score or 0.0)) for m in self._hybrid.products(query, k=k)
+            ProductHit(m.product_id, float(m.dense_score or 0.0))
+            for m in self._hybrid.products(query, k=k)
         ]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
+from assistant.perception.intent import IntentResult
+from assistant.perception.intents import Intent
 from assistant.perception.language import Language, detect_language
 from assistant.perception.sentiment import SentimentResult, SessionTrend
 from assistant.turn.drafting import Drafter
@@ -35,37 +37,48 @@ from assistant.turn.safety import (
     redact,
 )
 from assistant.turn.schemas import (
+    Action,
     Citation,
     IntentView,
     ProductCard,
     SentimentView,
     Ticket,
+    TicketType,
     TurnRequest,
     TurnResult,
 )
-from knowledge_base.store import KnowledgeStore
+from knowledge_base.store import CollectionKind, Hit, Where
 from retrieval.search.types import ArticleMatch
 
 # Intents whose answers live in FAQ/policy articles rather than in a product record.
-ARTICLE_INTENTS = {
-    "order_status",
-    "return_refund",
-    "exchange",
-    "shipping_delivery",
-    "damaged_wrong_item",
-    "warranty",
-    "cancel_order",
-    "payment",
-    "complaint",
-    "other",
-    "product_question",
+ARTICLE_INTENTS = frozenset(
+    {
+        Intent.ORDER_STATUS,
+        Intent.RETURN_REFUND,
+        Intent.EXCHANGE,
+        Intent.SHIPPING_DELIVERY,
+        Intent.DAMAGED_WRONG_ITEM,
+        Intent.WARRANTY,
+        Intent.CANCEL_ORDER,
+        Intent.PAYMENT,
+        Intent.COMPLAINT,
+        Intent.OTHER,
+        Intent.PRODUCT_QUESTION,
+    }
+)
+# Asking these again is conversation, not a sign that the last answer failed.
+REPEATABLE = frozenset(
+    {Intent.GREETING, Intent.OTHER, Intent.PRODUCT_QUESTION, Intent.FIND_BY_PHOTO}
+)
+TICKET_INTENTS: dict[Intent, TicketType] = {
+    Intent.DAMAGED_WRONG_ITEM: "damaged_item",
+    Intent.WARRANTY: "warranty",
+    Intent.RETURN_REFUND: "return",
 }
-REPEATABLE = {"greeting", "other", "product_question", "find_by_photo"}
-TICKET_INTENTS: dict[str, Literal["damaged_item", "wrong_item", "return", "warranty"]] = {
-    "damaged_wrong_item": "damaged_item",
-    "warranty": "warranty",
-    "return_refund": "return",
-}
+# A photo turns these into a photo search: the text only said hello or asked "what is this?".
+_PHOTO_SEARCH_INTENTS = frozenset({Intent.GREETING, Intent.OTHER, Intent.PRODUCT_QUESTION})
+# Intents whose text may name a product ("black backpack") to look up in the catalogue.
+_PRODUCT_TEXT_INTENTS = frozenset({Intent.PRODUCT_QUESTION, Intent.FIND_BY_PHOTO, Intent.OTHER})
 _DAMAGE = re.compile(
     r"\b(broken|broke|damaged|cracked|torn|ripped|smashed|dented|defective|faulty|wrong item|stain\w*)\b"
     r"|坏了|破了|破损|损坏|裂|碎了|发错|错发|有瑕疵|质量问题",
@@ -87,16 +100,54 @@ _FOLLOW_UP = (
 )
 
 
-class Perception(Protocol):
-    """What the engine needs from the models; `assistant.components` supplies the real ones."""
+@dataclass(frozen=True)
+class PhotoCandidate:
+    """A product that may be the one in the customer's photo.
 
-    def sentiment(self, text: str, language: str) -> tuple[float, str, str]: ...
-    def intent(self, text: str, language: str) -> tuple[str, float, str, dict[str, float]]: ...
-    def photo(
-        self, image: Image.Image, k: int
-    ) -> tuple[list[tuple[str, float, str | None]], bool]: ...
+    `score` is the calibrated confidence for the first candidate and the similarity for the
+    others; `matched_image` is the catalogue image that matched, shown on the product card.
+    """
+
+    product_id: str
+    score: float
+    matched_image: str | None = None
+
+
+@dataclass(frozen=True)
+class PhotoEvidence:
+    """Photo search as the engine sees it: ranked candidates, and whether the first is sure."""
+
+    candidates: tuple[PhotoCandidate, ...] = ()
+    confident: bool = False
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    """A product found from the message text, with its dense (cosine) score, which the engine
+    compares with `EngineConfig.product_text_min_score`."""
+
+    product_id: str
+    dense_score: float
+
+
+class Perception(Protocol):
+    """What the engine needs from the models; `assistant.perception.models.ModelPerception`
+    supplies the real ones, a test a few canned answers."""
+
+    def sentiment(self, text: str, language: str) -> SentimentResult: ...
+    def intent(self, text: str, language: str) -> IntentResult: ...
+    def photo(self, image: Image.Image, k: int) -> PhotoEvidence: ...
     def articles(self, query: str, k: int, language: str | None) -> list[ArticleMatch]: ...
-    def products(self, query: str, k: int) -> list[tuple[str, float]]: ...
+    def products(self, query: str, k: int) -> list[ProductHit]: ...
+
+
+class Records(Protocol):
+    """The knowledge-base reads the engine makes: catalogue records and article chunks by id or
+    filter (`KnowledgeStore.get`)."""
+
+    def get(
+        self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None
+    ) -> list[Hit]: ...
 
 
 @dataclass
@@ -112,7 +163,7 @@ class Engine:
     def __init__(
         self,
         perception: Perception,
-        store: KnowledgeStore,
+        store: Records,
         memory: ConversationMemory,
         config: EngineConfig | None = None,
         on_turn: Callable[[TurnResult, Image.Image | None], None] | None = None,
@@ -140,26 +191,29 @@ class Engine:
             detect_language(text, previous).language if text else previous
         )
 
-        sentiment_score, sentiment_label, sentiment_model = (
-            self.perception.sentiment(text, language) if text else (0.0, "neutral", "none")
+        sentiment = (
+            self.perception.sentiment(text, language)
+            if text
+            else SentimentResult(score=0.0, label="neutral", language=language, model="none")
         )
-        trend, streak = _update_trend(state, sentiment_score, sentiment_label, config.trend_alpha)
-        if text:
-            intent, intent_conf, intent_model, probabilities = self.perception.intent(
-                text, language
+        trend, streak = _update_trend(state, sentiment, config.trend_alpha)
+        perceived = (
+            self.perception.intent(text, language)
+            if text
+            else IntentResult(
+                intent=Intent.FIND_BY_PHOTO,
+                confidence=1.0,
+                model="photo-only",
+                label=Intent.FIND_BY_PHOTO.value,
             )
-        else:
-            intent, intent_conf, intent_model, probabilities = (
-                "find_by_photo",
-                1.0,
-                "photo-only",
-                {},
-            )
-        if image is not None and intent != "human_agent" and _DAMAGE.search(text):
+        )
+        probabilities = dict(perceived.alternatives)
+        intent = perceived.intent
+        if image is not None and intent != Intent.HUMAN_AGENT and _DAMAGE.search(text):
             # A photo with damage words is a damage report, whatever the text model said.
-            intent = "damaged_wrong_item"
-        elif image is not None and intent in {"greeting", "other", "product_question"}:
-            intent = "find_by_photo"
+            intent = Intent.DAMAGED_WRONG_ITEM
+        elif image is not None and intent in _PHOTO_SEARCH_INTENTS:
+            intent = Intent.FIND_BY_PHOTO
 
         product, confidence, candidates, photo_confident = self._resolve_product(
             request, state, image, text, intent
@@ -170,11 +224,12 @@ class Engine:
             articles = self._articles(text, language)
         variants = self._variants(product, text) if product is not None and "colour" in asks else []
         has_answer = bool(articles) or (
-            product is not None and (bool(asks) or intent == "find_by_photo" or image is not None)
+            product is not None
+            and (bool(asks) or intent == Intent.FIND_BY_PHOTO or image is not None)
         )
         ambiguous = (
             not has_answer
-            and intent == "other"
+            and intent == Intent.OTHER
             and product is None
             and len(text.split()) <= 2
             and len(text) < 12
@@ -184,8 +239,8 @@ class Engine:
             PolicyInput(
                 text=text,
                 intent=intent,
-                intent_confidence=intent_conf,
-                sentiment_score=sentiment_score,
+                intent_confidence=perceived.confidence,
+                sentiment_score=sentiment.score,
                 sentiment_trend=trend,
                 consecutive_negative=streak,
                 unresolved_count=unresolved,
@@ -193,12 +248,12 @@ class Engine:
                 photo_confident=photo_confident,
                 has_answer=has_answer,
                 ambiguous=ambiguous,
-                p_human=probabilities.get("human_agent", 0.0),
-                p_complaint=probabilities.get("complaint", 0.0),
+                p_human=probabilities.get(Intent.HUMAN_AGENT.value, 0.0),
+                p_complaint=probabilities.get(Intent.COMPLAINT.value, 0.0),
             ),
             config.thresholds,
         )
-        upset = sentiment_label == "negative" or streak >= config.thresholds.angry_streak
+        upset = sentiment.label == "negative" or streak >= config.thresholds.angry_streak
         reply = compose(
             ResponderInput(
                 language=language,
@@ -237,13 +292,15 @@ class Engine:
             citations=reply.citations,
             products=self._cards(product, confidence, candidates, decision.action),
             sentiment=SentimentView(
-                score=round(sentiment_score, 4),
-                label=sentiment_label,
+                score=round(sentiment.score, 4),
+                label=sentiment.label,
                 trend=round(trend, 4),
                 consecutive_negative=streak,
-                model=sentiment_model,
+                model=sentiment.model,
             ),
-            intent=IntentView(intent=intent, confidence=round(intent_conf, 4), model=intent_model),
+            intent=IntentView(
+                intent=intent, confidence=round(perceived.confidence, 4), model=perceived.model
+            ),
             decision=decision,
             suggested_replies=reply.suggestions,
             context_product_id=product.product_id
@@ -274,7 +331,7 @@ class Engine:
         state: SessionState,
         image: Image.Image | None,
         text: str,
-        intent: str,
+        intent: Intent,
     ) -> tuple[ProductFacts | None, float, list[ProductFacts], bool]:
         """The product this turn is about: picked, photographed, named, or carried from context."""
         if request.chosen_product_id:
@@ -285,25 +342,23 @@ class Engine:
                 )
             return facts, 1.0, [], True
         if image is not None:
-            matches, confident = self.perception.photo(image, 3)
+            photo = self.perception.photo(image, 3)
             candidates = [
-                f for f in (self._facts(pid, path) for pid, _, path in matches) if f is not None
+                f
+                for f in (self._facts(c.product_id, c.matched_image) for c in photo.candidates)
+                if f is not None
             ]
             top = candidates[0] if candidates else None
             return (
-                (top if confident else None),
-                (matches[0][1] if matches else 0.0),
+                (top if photo.confident else None),
+                (photo.candidates[0].score if photo.candidates else 0.0),
                 candidates,
-                confident,
+                photo.confident,
             )
-        if (
-            text
-            and intent in {"product_question", "find_by_photo", "other"}
-            and not _is_follow_up(text)
-        ):
+        if text and intent in _PRODUCT_TEXT_INTENTS and not _is_follow_up(text):
             found = self.perception.products(text, 1)
-            if found and found[0][1] >= self.config.product_text_min_score:
-                return self._facts(found[0][0]), found[0][1], [], True
+            if found and found[0].dense_score >= self.config.product_text_min_score:
+                return self._facts(found[0].product_id), found[0].dense_score, [], True
         if state.context_product_id and (_is_follow_up(text) or product_asks(text)):
             return self._facts(state.context_product_id), 1.0, [], True
         return None, 0.0, [], True
@@ -357,7 +412,7 @@ class Engine:
         product: ProductFacts | None,
         confidence: float,
         candidates: list[ProductFacts],
-        action: str,
+        action: Action,
     ) -> list[ProductCard]:
         if action == "clarify" and candidates:
             return [c.card(reason="possible match for the photo") for c in candidates]
@@ -369,7 +424,7 @@ class Engine:
 
     def _ticket(
         self,
-        intent: str,
+        intent: Intent,
         text: str,
         product: ProductFacts | None,
         photo: bool,
@@ -408,12 +463,12 @@ class Engine:
         language: str,
         product: ProductFacts | None,
         candidates: list[ProductFacts],
-        action: str,
-        intent: str,
+        action: Action,
+        intent: Intent,
     ) -> None:
         state.language = language
         state.turn_count += 1
-        state.last_intent = intent
+        state.last_intent = intent.value
         if product is not None and action != "clarify":
             state.context_product_id = product.product_id
         state.candidate_product_ids = (
@@ -450,24 +505,26 @@ def _is_follow_up(text: str) -> bool:
     )
 
 
-def _update_trend(state: SessionState, score: float, label: str, alpha: float) -> tuple[float, int]:
+def _update_trend(
+    state: SessionState, sentiment: SentimentResult, alpha: float
+) -> tuple[float, int]:
     """The session's exponentially weighted sentiment and its run of negative turns."""
     trend = (
         SessionTrend.from_dict(state.sentiment) if state.sentiment else SessionTrend(alpha=alpha)
     )
-    trend.update(SentimentResult(score=score, label=label, language="en", model=""))
+    trend.update(sentiment)
     state.sentiment = trend.to_dict()
     return trend.value, trend.consecutive_negative
 
 
-def _update_unresolved(state: SessionState, intent: str, has_answer: bool) -> int:
+def _update_unresolved(state: SessionState, intent: Intent, has_answer: bool) -> int:
     """A request counts as unresolved again when it comes back right after, or had no answer."""
     if intent in REPEATABLE:
         return 0
-    repeated = state.last_intent == intent
-    count = state.unresolved.get(intent, 0)
+    repeated = state.last_intent == intent.value
+    count = state.unresolved.get(intent.value, 0)
     count = count + 1 if (repeated or not has_answer) else 0
-    state.unresolved[intent] = count
+    state.unresolved[intent.value] = count
     return count
 
 
@@ -480,4 +537,4 @@ def _summary(state: SessionState, result: TurnResult) -> str:
         if result.decision.action == "escalate" or state.escalated
         else result.decision.action
     )
-    return f"Turn {result.turn_index + 1}: {result.intent.intent}{product}; customer {mood}; {escalated}."
+    return f"Turn {result.turn_index + 1}: {result.intent.intent.value}{product}; customer {mood}; {escalated}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.perception.intents import Intent
 from assistant.turn.schemas import Decision
 
 # Words that always need a person: legal threats, safety, fraud (English and Chinese).
@@ -35,7 +36,7 @@ class PolicyThresholds:
 @dataclass(frozen=True)
 class PolicyInput:
     text: str
-    intent: str
+    intent: Intent
     intent_confidence: float
     sentiment_score: float
     sentiment_trend: float
@@ -88,7 +89,7 @@ def decide(data: PolicyInput, thresholds: PolicyThresholds | None = None) -> Dec
     reasons: list[str] = []
     risks = risk_terms(data.text)
     explicit = asks_for_human(data.text) or (
-        data.intent == "human_agent" and data.intent_confidence >= t.human_intent_confidence
+        data.intent == Intent.HUMAN_AGENT and data.intent_confidence >= t.human_intent_confidence
     )
     if explicit:
         reasons.append("the customer asked to talk to a person")
@@ -101,7 +102,7 @@ def decide(data: PolicyInput, thresholds: PolicyThresholds | None = None) -> Dec
         )
     if data.unresolved_count >= t.unresolved_repeats:
         reasons.append(
-            f"the same request ({data.intent}) is still unresolved after {data.unresolved_count} tries"
+            f"the same request ({data.intent.value}) is still unresolved after {data.unresolved_count} tries"
         )
     score = escalation_score(
         data.sentiment_score,

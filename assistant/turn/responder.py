@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.perception.intents import Intent
 from assistant.turn.schemas import Citation, Decision, ProductCard, SuggestedReply
 from retrieval.search.types import ArticleMatch, parse_json_list
 
@@ -70,6 +71,10 @@ _ASKS = {
     "size": re.compile(r"\bsizes?\b|fit|尺码|尺寸|大小|码数", re.IGNORECASE),
     "material": re.compile(r"material|made of|fabric|cotton|leather|材质|面料|材料", re.IGNORECASE),
 }
+# Requests an agent moves forward by opening a return or replacement case.
+_CASE_INTENTS = frozenset(
+    {Intent.RETURN_REFUND, Intent.DAMAGED_WRONG_ITEM, Intent.EXCHANGE, Intent.WARRANTY}
+)
 
 
 @dataclass
@@ -143,7 +148,7 @@ def requested_colour(text: str) -> str | None:
 @dataclass
 class ResponderInput:
     language: str
-    intent: str
+    intent: Intent
     question: str
     decision: Decision
     upset: bool = False
@@ -272,7 +277,9 @@ def _product_answer(data: ResponderInput, cites: _Citations, zh: bool) -> str:
     product = data.product
     assert product is not None
     n = cites.product(product)
-    asks = product_asks(data.question) or (["identify"] if data.intent == "find_by_photo" else [])
+    asks = product_asks(data.question) or (
+        ["identify"] if data.intent == Intent.FIND_BY_PHOTO else []
+    )
     name = product.name("zh" if zh else "en")
     sentences: list[str] = []
     if "identify" in asks or not asks:
@@ -410,7 +417,7 @@ def _suggestions(
             else "Hi, I'm a member of the support team. I've read your messages and I'm taking care of this now."
         )
         rationale = "take over: " + "; ".join(data.decision.reasons)
-    elif data.intent in {"return_refund", "damaged_wrong_item", "exchange", "warranty"}:
+    elif data.intent in _CASE_INTENTS:
         next_step = (
             "我可以马上为您创建退换货申请，请提供订单号和商品照片。"
             if zh

@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.perception.intents import Intent
+
+# The explanation views are defined by `explain` (a lower layer) and embedded in the evidence pack.
+from explain.types import HeatmapView, TextAttribution
+
 Action = Literal["answer", "clarify", "escalate"]
+TicketType = Literal["damaged_item", "wrong_item", "return", "warranty"]
 
 
 class TurnRequest(BaseModel):
@@ -60,7 +66,10 @@ class SentimentView(BaseModel):
 
 
 class IntentView(BaseModel):
-    intent: str
+    """The intent the engine acted on; it serialises as its plain value (`"find_by_photo"`), so
+    stored turns and API responses read the same as a string field did."""
+
+    intent: Intent
     confidence: float
     model: str = ""
 
@@ -81,7 +90,7 @@ class SuggestedReply(BaseModel):
 class Ticket(BaseModel):
     """A prefilled damaged-item / return ticket the agent only has to confirm."""
 
-    ticket_type: Literal["damaged_item", "wrong_item", "return", "warranty"]
+    ticket_type: TicketType
     product_id: str | None = None
     product_title: str | None = None
     order_reference: str | None = None
@@ -114,28 +123,6 @@ class TurnResult(BaseModel):
 
 
 EvidenceStatus = Literal["pending", "ready", "failed"]
-
-
-class TextAttribution(BaseModel):
-    """SHAP word attributions of one text decision (sentiment, intent or escalation)."""
-
-    target: Literal["sentiment", "intent", "escalation"]
-    model: str = ""
-    output_name: str
-    output: float
-    base_value: float
-    tokens: list[str]
-    values: list[float]
-    html: str = Field("", description="The message with each word highlighted by its weight.")
-
-
-class HeatmapView(BaseModel):
-    """A Grad-CAM overlay saved as a PNG beside the evidence pack."""
-
-    kind: Literal["similarity", "category"]
-    title: str
-    score: float
-    file: str = Field(description="PNG file name inside the pack's folder.")
 
 
 class EvidencePack(BaseModel):
