@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from assistant.components import Components
 from assistant.settings import Settings
+from knowledge_base.folders import list_image_folder
 from knowledge_base.images import load_image
-from retrieval.encoders.features import list_image_folder
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
         image = load_image(
             path, components.settings.max_image_pixels, components.settings.max_image_side
         )
-        matches = components.photo_searcher.search(image, k=args.k)
+        matches = components.search_photo(image, k=args.k).matches
         latencies.append(time.perf_counter() - started)
         top1 += bool(matches) and matches[0].category == label
         votes = Counter(m.category for m in matches)

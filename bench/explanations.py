@@ -35,7 +35,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from assistant.components import escalation_policy
 from assistant.perception.sentiment import snownlp, vader
+from assistant.turn.policy import PolicyThresholds
 from explain.gradcam import GradCam
 from explain.text_shap import DEFAULT_MAX_EVALS, ScoreFn, escalation_text_score, explain_text
 from knowledge_base.demo import DEMO_SHOP
@@ -172,7 +174,13 @@ def main() -> None:
     scorers: dict[str, tuple[ScoreFn, tuple[str, ...], str]] = {
         "sentiment_en_vader": (vader().score_batch, ENGLISH, "en"),
         "sentiment_zh_snownlp": (snownlp().score_batch, CHINESE, "zh"),
-        "escalation_en": (escalation_text_score(vader().score_batch), ENGLISH, "en"),
+        "escalation_en": (
+            escalation_text_score(
+                vader().score_batch, policy=escalation_policy(PolicyThresholds())
+            ),
+            ENGLISH,
+            "en",
+        ),
     }
     if not args.no_intent:
         from assistant.perception.intent import IntentClassifier

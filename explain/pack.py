@@ -1,8 +1,9 @@
 """The explanations of one turn: SHAP for its text decisions, Grad-CAM for its photo.
 
 Plain score functions and images come in, typed views and PNG files come out; which models
-score what is decided by the caller (`assistant.services.evidence`), so this module stays testable with
-toy scorers.
+score what, and the escalation policy that turns their scores into the escalation score, are
+decided by the caller (the assistant's evidence service), so this module stays testable with toy
+scorers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from assistant.turn.schemas import HeatmapView, TextAttribution
 from explain.render import overlay, side_by_side, to_png
 from explain.text_shap import (
     ScoreFn,
@@ -24,6 +24,7 @@ from explain.text_shap import (
     escalation_text_score,
     explain_text,
 )
+from explain.types import EscalationPolicy, HeatmapView, TextAttribution
 
 if TYPE_CHECKING:
     from explain.gradcam import GradCam
@@ -35,10 +36,12 @@ CATEGORY_FILE = "category.png"
 
 @dataclass
 class TextScorers:
-    """The batched scores behind a turn's text decisions, for the message's language."""
+    """The batched scores behind a turn's text decisions, for the message's language, and the
+    escalation policy of the turn (with its thresholds) that combines them."""
 
     sentiment: ScoreFn
     sentiment_model: str
+    escalation: EscalationPolicy
     intent: ScoreFn | None = None
     intent_classes: Sequence[str] = ()
     intent_model: str = ""
@@ -64,7 +67,8 @@ def memoised(score_fn: ScoreFn) -> ScoreFn:
 def text_attributions(
     text: str, language: str, scorers: TextScorers, max_evals: int
 ) -> list[TextAttribution]:
-    """SHAP word attributions of the sentiment score, the intent and the escalation score."""
+    """SHAP word attributions of the sentiment score, the intent and the escalation score of
+    `text`, which the caller has redacted."""
     if not text.strip():
         return []
     intent_fn = memoised(scorers.intent) if scorers.intent is not None else None
@@ -83,7 +87,11 @@ def text_attributions(
         )
         out.append(_view("intent", scorers.intent_model, explanation))
     escalation = escalation_text_score(
-        scorers.sentiment, intent_fn, scorers.intent_classes, scorers.session
+        scorers.sentiment,
+        intent_fn,
+        scorers.intent_classes,
+        scorers.session,
+        policy=scorers.escalation,
     )
     out.append(
         _view(

@@ -5,8 +5,9 @@ shap's Partition explainer with a Text masker calls the scoring function with a 
 masked variants of one message in batches, which is fast for batched models (a transformers
 pipeline was measured ~10x slower). Words are the features: English by letter/digit runs,
 Chinese by jieba words (shap's default splitter would treat a whole Chinese clause as one word).
-Text is redacted before it is explained, so no email, phone, card number or address ever
-reaches an explanation or its storage.
+Callers pass text that is already redacted (the evidence service explains the stored turn text,
+which the engine redacts before storing it), so no email, phone, card number or address ever
+reaches an explanation or its storage; redaction placeholders such as "[email]" are single words.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.turn.safety import redact
+from explain.types import EscalationPolicy, EscalationSignals
 from knowledge_base.offline import require
 from retrieval.search.tokenize import jieba_segmenter
 
@@ -83,7 +84,7 @@ class TextExplanation:
     """Per-word contributions to one score: `base_value + sum(values) ≈ output`.
 
     `segments` are the exact text pieces behind each token (the word plus the spaces and
-    punctuation after it), so joining them gives back the explained (redacted) text.
+    punctuation after it), so joining them gives back the explained text.
     """
 
     tokens: list[str]
@@ -160,7 +161,7 @@ def explain_text(
     target: int | str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> TextExplanation:
-    """Attribute `score_fn(text)` to the words of `text` (redacted first).
+    """Attribute `score_fn(text)` to the words of `text`, which the caller has redacted.
 
     `language` ("en", "zh") is recorded and becomes the HTML's `lang`; words are found the same
     way for every language (Han runs by jieba, the rest by letters and digits), so mixed
@@ -174,7 +175,7 @@ def explain_text(
     """
     if max_evals < 1:
         raise ValueError(f"max_evals must be positive, got {max_evals}")
-    clean = " ".join(redact(text).split())
+    clean = " ".join(text.split())
     full = np.asarray(score_fn([clean]), dtype=np.float64)
     column, name = _target_column(full, output_names, target)
 
@@ -242,23 +243,16 @@ def escalation_text_score(
     intent_fn: ScoreFn | None = None,
     intent_classes: Sequence[str] = (),
     session: SessionTerms | None = None,
-    human_intent_confidence: float = 0.5,
-    human_label: str = "human_agent",
-    complaint_label: str = "complaint",
+    *,
+    policy: EscalationPolicy,
 ) -> ScoreFn:
-    """A batched escalation score (`assistant.turn.policy.escalation_score`) of texts, built the way
-    `assistant.turn.policy.decide` builds it: sentiment, P(human_agent) — 1.0 when the text asks for a
-    person outright — P(complaint), and the legal/safety/fraud words."""
-    from assistant.turn.policy import asks_for_human, escalation_score, risk_terms
-
+    """A batched escalation score of texts: each text's sentiment and intent probabilities
+    (`intent_classes` names the columns of `intent_fn`), with the session's terms held fixed,
+    scored by the caller's `policy`, the one that decides the turn."""
     terms = session or SessionTerms()
     classes = list(intent_classes)
     if intent_fn is not None and not classes:
-        raise ValueError(
-            f"intent_fn needs intent_classes to find {human_label} and {complaint_label}"
-        )
-    human = classes.index(human_label) if human_label in classes else None
-    complaint = classes.index(complaint_label) if complaint_label in classes else None
+        raise ValueError("intent_fn needs intent_classes to name its probabilities")
 
     def score(texts: list[str]) -> np.ndarray:
         sentiment = np.asarray(sentiment_fn(texts), dtype=np.float64)
@@ -269,20 +263,19 @@ def escalation_text_score(
         )
         out = np.zeros(len(texts), dtype=np.float64)
         for row, text in enumerate(texts):
-            p_human = float(probabilities[row, human]) if human is not None else 0.0
-            predicted_human = (
-                human is not None
-                and int(np.argmax(probabilities[row])) == human
-                and p_human >= human_intent_confidence
-            )
-            explicit = asks_for_human(text) or predicted_human
-            out[row] = escalation_score(
-                float(sentiment[row]),
-                max(p_human, 1.0 if explicit else 0.0),
-                float(probabilities[row, complaint]) if complaint is not None else 0.0,
-                bool(risk_terms(text)),
-                terms.trend,
-                terms.unresolved,
+            predicted = int(np.argmax(probabilities[row])) if classes else None
+            out[row] = policy(
+                EscalationSignals(
+                    text=text,
+                    sentiment=float(sentiment[row]),
+                    intent=classes[predicted] if predicted is not None else None,
+                    intent_confidence=(
+                        float(probabilities[row, predicted]) if predicted is not None else 0.0
+                    ),
+                    probabilities=dict(zip(classes, map(float, probabilities[row]), strict=True)),
+                    trend=terms.trend,
+                    unresolved=terms.unresolved,
+                )
             )
         return out
 

@@ -41,13 +41,26 @@ from knowledge_base.schema import (
     stable_hash,
 )
 from knowledge_base.store import CollectionKind, KnowledgeStore
-from retrieval.autotag import AutotagReport
-from retrieval.encoders.text import TextEmbedder
 
 T = TypeVar("T")
 Counted = Literal["products", "images", "chunks"]
 # Chroma's `$in` filters get slow with very long lists.
 _OWNER_GROUP = 256
+
+
+# The ingestor's seams are declared here, not imported: the encoders and the auto-tagger live in
+# `retrieval`, a higher layer, and satisfy these protocols structurally.
+
+
+class TextEmbedder(Protocol):
+    """Turns texts into L2-normalised float32 rows (`retrieval.encoders.text`); its `name` is
+    recorded on the collections so a store is never queried with another encoder's vectors."""
+
+    name: str
+
+    def embed_texts(
+        self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage"
+    ) -> np.ndarray: ...
 
 
 class ImageEmbedder(Protocol):
@@ -56,11 +69,25 @@ class ImageEmbedder(Protocol):
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
 
+class AutotagResult(Protocol):
+    """What an auto-tagging run reports back (`retrieval.autotag.AutotagReport`)."""
+
+    @property
+    def categorised(self) -> int:
+        """Products given a predicted category."""
+        ...
+
+    @property
+    def below_confidence(self) -> int:
+        """Products left without one: the classifier was not sure enough."""
+        ...
+
+
 class Autotagger(Protocol):
     """Fills in, in place, the category and colour tags of products with photos but no category
     (`retrieval.autotag.autotag` with or without a trained category classifier)."""
 
-    def __call__(self, loaded: LoadResult) -> AutotagReport: ...
+    def __call__(self, loaded: LoadResult) -> AutotagResult: ...
 
 
 class IngestReport(BaseModel):

@@ -1,7 +1,8 @@
 """LangChain `BaseRetriever` adapters, so any LangChain chain or agent can use ShopSight search.
 
 The retrievers only translate: search results become `Document`s whose metadata keeps the ids,
-scores and ranks needed for citations; all searching stays in `retrieval.search.hybrid`/`search`.
+scores and ranks needed for citations; all searching stays in `retrieval.search.hybrid` and
+`retrieval.search.photo`, the same searchers the API uses.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from retrieval.search.hybrid import (
     SearchFilters,
     SearchMode,
 )
-from retrieval.search.types import PhotoSearcher, ProductMatch
+from retrieval.search.photo import PhotoMatcher
+from retrieval.search.types import ProductMatch
 
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,(?P<data>.+)$", re.DOTALL)
 
@@ -71,11 +73,14 @@ def image_query(data: bytes, mime: str = "image/jpeg") -> str:
 
 
 class PhotoRetriever(BaseRetriever):
-    """Photo → products. The query is an image path or a `data:image/...;base64,` URI; `invoke`
-    also takes raw bytes or a `Path`. With `image_root` set, paths outside it are refused, so a
-    query coming from a user or an LLM cannot make the server read arbitrary files."""
+    """Photo → products by the calibrated photo matcher (the one behind `/v1/search/image`), so
+    each document's metadata carries its match's `confidence`, `similarity` and matched view.
 
-    searcher: PhotoSearcher
+    The query is an image path or a `data:image/...;base64,` URI; `invoke` also takes raw bytes
+    or a `Path`. With `image_root` set, paths outside it are refused, so a query coming from a
+    user or an LLM cannot make the server read arbitrary files."""
+
+    matcher: PhotoMatcher
     k: int = Field(default=4, ge=1, le=100)
     category: str | None = None
     image_root: Path | None = None
@@ -98,7 +103,8 @@ class PhotoRetriever(BaseRetriever):
     ) -> list[Document]:
         image = load_image(self._source(query), self.max_pixels, self.max_side)
         where = {"category": self.category} if self.category else None
-        return [product_document(m) for m in self.searcher.search(image, self.k, where)]
+        found = self.matcher.search(image, self.k, where)
+        return [product_document(match) for match in found.matches]
 
     def _source(self, query: str) -> Path | bytes:
         found = _DATA_URI.match(query.strip())

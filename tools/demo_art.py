@@ -10,9 +10,11 @@ Everything is deterministic. Choices that the product data does not pin down (ac
 pattern spacing, logo shape and position) come from a `random.Random` seeded with a SHA-256 of the
 product id, never from Python's salted `hash()`, so regenerating the images gives the same bytes.
 
-Regenerate the bundled images with::
+Regenerate the bundled images (knowledge_base/demo_shop/images) from the project root with::
 
-    python -m tools.demo_art
+    python tools/demo_art.py [--products PRODUCTS_JSON] [--out IMAGE_FOLDER]
+
+A developer tool: it is not installed with the package and nothing imports it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ Role = Literal[
 ]
 Fill = Role | RGB
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo_shop"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "knowledge_base" / "demo_shop"
 BACKGROUND: RGB = (246, 245, 242)
 SHADOW: RGB = (214, 211, 205)
 WHITE: RGB = (252, 252, 250)

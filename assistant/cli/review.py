@@ -30,8 +30,7 @@ def review(
                 product_id,
                 (mood.score, mood.label) if mood else (0.0, "neutral"),
                 image,
-                components.store,
-                components.image_encoder,
+                components.photo_matcher,
             )
         except UnknownProduct as exc:
             raise FileNotFoundError(str(exc)) from exc

@@ -24,10 +24,11 @@ from explain.faithfulness import (
 )
 from explain.gradcam import CamResult, GradCam, as_module, category_target, similarity_target
 from explain.text_shap import TextExplanation, explain_text
-from retrieval.encoders.features import FeatureCache, list_image_folder
+from knowledge_base.folders import list_image_folder
+from retrieval.encoders.features import FeatureCache
 from retrieval.encoders.image import INPUT_SIDE
 from retrieval.encoders.registry import get_image_encoder
-from retrieval.heads.category import HeadConfig, fit_head
+from retrieval.training.category import HeadConfig, fit_head
 
 SAMPLE = 50
 SEED = 0

@@ -1,5 +1,6 @@
-"""SHAP word attributions: tokenisation, JSON/HTML output, redaction, escalation score, and real
-explanations of the lexicon sentiment models (English VADER, Chinese SnowNLP)."""
+"""SHAP word attributions: tokenisation, JSON/HTML output, redacted text, the escalation score
+of the assistant's own policy, and real explanations of the lexicon sentiment models (English
+VADER, Chinese SnowNLP)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from assistant.components import escalation_policy
 from assistant.perception.sentiment import snownlp, vader
+from assistant.turn.policy import PolicyThresholds
+from assistant.turn.safety import redact
 from explain.text_shap import (
     SessionTerms,
     TextExplanation,
@@ -48,6 +52,7 @@ def keyword_intents(texts: list[str]) -> np.ndarray:
 
 
 INTENTS = ["return_refund", "order_status", "human_agent"]
+POLICY = escalation_policy(PolicyThresholds())
 
 
 def sample_explanation() -> TextExplanation:
@@ -128,7 +133,7 @@ def test_html_escapes_the_text_and_colours_by_sign() -> None:
 
 @pytest.mark.unit
 def test_escalation_score_reacts_to_risk_words_and_explicit_asks() -> None:
-    score = escalation_text_score(english_sentiment)
+    score = escalation_text_score(english_sentiment, policy=POLICY)
     calm, risky, asks = score(["thanks, all good", "this is a scam", "let me talk to a human"])
     assert calm == 0.0
     assert risky >= 0.7
@@ -138,18 +143,20 @@ def test_escalation_score_reacts_to_risk_words_and_explicit_asks() -> None:
 @pytest.mark.unit
 def test_escalation_score_holds_the_session_terms_fixed() -> None:
     texts = ["thanks, all good", "where is my parcel"]
-    base = escalation_text_score(english_sentiment)(texts)
-    tense = escalation_text_score(english_sentiment, session=SessionTerms(trend=-0.4, unresolved=1))
+    base = escalation_text_score(english_sentiment, policy=POLICY)(texts)
+    tense = escalation_text_score(
+        english_sentiment, session=SessionTerms(trend=-0.4, unresolved=1), policy=POLICY
+    )
     np.testing.assert_allclose(tense(texts), np.minimum(1.0, base + 0.5 * 0.4 + 0.2))
 
 
 @pytest.mark.unit
 def test_escalation_score_uses_the_intent_probabilities() -> None:
-    score = escalation_text_score(english_sentiment, keyword_intents, INTENTS)
+    score = escalation_text_score(english_sentiment, keyword_intents, INTENTS, policy=POLICY)
     plain, human = score(["where is my parcel", "human please"])
     assert plain < 0.6 <= human
     with pytest.raises(ValueError, match="intent_classes"):
-        escalation_text_score(english_sentiment, keyword_intents)
+        escalation_text_score(english_sentiment, keyword_intents, policy=POLICY)
 
 
 @pytest.mark.slow
@@ -173,7 +180,7 @@ def test_chinese_complaint_puts_the_most_negative_weight_on_broken_or_refund() -
 
 
 @pytest.mark.slow
-def test_personal_data_is_redacted_before_it_is_explained() -> None:
+def test_redacted_text_is_explained_without_the_personal_data() -> None:
     seen: list[str] = []
 
     def recording(texts: list[str]) -> np.ndarray:
@@ -181,7 +188,7 @@ def test_personal_data_is_redacted_before_it_is_explained() -> None:
         return english_sentiment(texts)
 
     text = "awful service, write to jane.doe@example.com or call +1 415 555 0100"
-    explanation = explain_text(recording, text, "en")
+    explanation = explain_text(recording, redact(text), "en")
     stored = explanation.to_json() + explanation.to_html() + " ".join(seen)
     assert "jane.doe" not in stored and "415 555" not in stored
     assert "[email]" in explanation.tokens and "[phone]" in explanation.tokens
@@ -203,7 +210,7 @@ def test_multi_output_explains_the_predicted_class_or_the_named_one() -> None:
 
 @pytest.mark.slow
 def test_escalation_explanation_points_at_the_risk_word() -> None:
-    score = escalation_text_score(english_sentiment, keyword_intents, INTENTS)
+    score = escalation_text_score(english_sentiment, keyword_intents, INTENTS, policy=POLICY)
     explanation = explain_text(score, "the parcel is late and this shop is a scam", "en")
     assert explanation.tokens[explanation.top(1, sign=1)[0]] == "scam"
 

@@ -20,7 +20,8 @@ from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.loaders import load_paths
 from knowledge_base.store import KnowledgeStore, StoreUnavailable
 from retrieval.encoders.text import HashEmbedder
-from retrieval.search.types import PhotoSearcher, TextSearcher
+from retrieval.search.hybrid import HybridSearcher
+from retrieval.search.photo import PhotoMatcher, StoreImageIndex
 from tests.conftest import TinyImageEncoder, distinct_colours, free_port, make_image
 
 app = build_app()
@@ -117,13 +118,14 @@ def test_ingest_search_and_delete_through_a_chroma_server(
     again = ingestor.ingest(load_paths([catalogue]))
     assert again.products_embedded == again.images_embedded == again.chunks_embedded == 0
 
-    text = TextSearcher(store, HashEmbedder())
-    assert text.products("ceramic table lamp", k=1)[0].product_id == "lamp"
-    assert text.articles("opening hours", k=1)[0].article_id == "hours"
+    text = HybridSearcher(store, HashEmbedder())
+    assert text.products("ceramic table lamp", k=1, mode="dense")[0].product_id == "lamp"
+    assert text.articles("opening hours", k=1, mode="dense")[0].article_id == "hours"
     from PIL import Image
 
-    photo = PhotoSearcher(store, encoder)  # type: ignore[arg-type]
-    assert photo.search(Image.open(tmp_path / "scarf.jpg"), k=1)[0].product_id == "scarf"
+    photo = PhotoMatcher(StoreImageIndex(store, encoder.name), encoder)
+    found = photo.search(Image.open(tmp_path / "scarf.jpg"), k=1)
+    assert found.matches[0].product_id == "scarf"
 
     stats = kb_stats(store)
     assert (stats.products, stats.images, stats.articles) == (3, 3, 1)

@@ -15,7 +15,8 @@ from knowledge_base.ingest import IngestOptions, Ingestor, IngestReport
 from knowledge_base.loaders import load_paths
 from knowledge_base.store import EmbedderMismatch, KnowledgeStore
 from retrieval.encoders.text import HashEmbedder
-from retrieval.search.types import PhotoSearcher, TextSearcher
+from retrieval.search.hybrid import HybridSearcher
+from retrieval.search.photo import PhotoMatcher, StoreImageIndex
 from tests.conftest import CountingTextEmbedder, TinyImageEncoder, distinct_colours, make_image
 
 pytestmark = pytest.mark.unit
@@ -185,8 +186,8 @@ def test_price_change_updates_metadata_without_embedding(
     assert report.products_updated == 1 and report.products_embedded == 0
     (boot,) = store.get("products", ids=["boot"])
     assert boot.metadata["price"] == 99 and boot.metadata["content_hash"] != before
-    searcher = TextSearcher(store, counting_embedder)
-    assert searcher.products("waterproof hiking boot", k=1)[0].price == 99
+    searcher = HybridSearcher(store, counting_embedder)
+    assert searcher.products("waterproof hiking boot", k=1, mode="dense")[0].price == 99
 
 
 def test_retitled_product_refreshes_its_image_documents_without_reencoding(
@@ -351,13 +352,14 @@ def test_ingested_records_are_found_by_text_and_by_photo(
     tiny_encoder: TinyImageEncoder,
 ) -> None:
     ingest(make_ingestor(), shop.catalogue)
-    text = TextSearcher(store, HashEmbedder())
-    assert text.products("waterproof leather hiking boot", k=1)[0].product_id == "boot"
-    assert text.articles("return unworn items", k=1)[0].article_id == "returns"
-    photos = PhotoSearcher(store, tiny_encoder)  # type: ignore[arg-type]
+    text = HybridSearcher(store, HashEmbedder())
+    top_product = text.products("waterproof leather hiking boot", k=1, mode="dense")[0]
+    assert top_product.product_id == "boot"
+    assert text.articles("return unworn items", k=1, mode="dense")[0].article_id == "returns"
+    photos = PhotoMatcher(StoreImageIndex(store, tiny_encoder.name), tiny_encoder)
     from PIL import Image
 
-    top = photos.search(Image.open(shop.root / "img" / "tote.jpg"), k=2)
+    top = photos.search(Image.open(shop.root / "img" / "tote.jpg"), k=2).matches
     assert top[0].product_id == "tote" and top[0].score == pytest.approx(1.0, abs=1e-3)
 
 

@@ -4,51 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from PIL import Image
 
 from knowledge_base.images import ImageRejected
 from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.loaders import LoadResult
 from knowledge_base.schema import Article, Product
 from knowledge_base.store import KnowledgeStore
-from retrieval.encoders.image import ImageEncoder
-from retrieval.encoders.text import HashEmbedder, l2_normalise
+from retrieval.encoders.text import HashEmbedder
 from retrieval.langchain_adapters import (
     KnowledgeBaseRetriever,
     PhotoRetriever,
     image_query,
 )
 from retrieval.search.hybrid import HybridSearcher, SearchFilters
-from retrieval.search.types import PhotoSearcher
+from retrieval.search.photo import PhotoMatcher, StoreImageIndex
+from tests.helpers.colours import COLOURS, MeanColourEncoder, solid
 
 pytestmark = pytest.mark.integration
-
-COLOURS = {"red-scarf": (220, 20, 20), "green-hat": (20, 200, 40), "blue-coat": (30, 40, 210)}
-
-
-class MeanColourEncoder:
-    """Image test double: the mean RGB colour as a unit vector, so colours find each other."""
-
-    name = "mean-colour"
-    dim = 3
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        rows = [
-            np.asarray(image.convert("RGB"), dtype=np.float32).mean(axis=(0, 1)) for image in images
-        ]
-        return l2_normalise(np.stack(rows))
-
-
-def solid(colour: tuple[int, int, int]) -> Image.Image:
-    return Image.new("RGB", (32, 32), colour)
 
 
 def png_bytes(colour: tuple[int, int, int]) -> bytes:
@@ -93,8 +71,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[KnowledgeStore, Path
 
 
 @pytest.fixture()
-def photo_searcher(shop: tuple[KnowledgeStore, Path]) -> PhotoSearcher:
-    return PhotoSearcher(shop[0], cast(ImageEncoder, MeanColourEncoder()))
+def photo_matcher(shop: tuple[KnowledgeStore, Path]) -> PhotoMatcher:
+    encoder = MeanColourEncoder()
+    return PhotoMatcher(StoreImageIndex(shop[0], encoder.name), encoder)
 
 
 def test_text_retriever_is_a_langchain_retriever_returning_cited_passages(
@@ -134,7 +113,7 @@ def test_text_retriever_works_in_batches_and_async(shop: tuple[KnowledgeStore, P
 
 @pytest.mark.parametrize("as_query", ["path", "bytes", "data_uri", "Path"])
 def test_photo_retriever_takes_a_path_bytes_or_a_data_uri(
-    photo_searcher: PhotoSearcher, shop: tuple[KnowledgeStore, Path], tmp_path: Path, as_query: str
+    photo_matcher: PhotoMatcher, shop: tuple[KnowledgeStore, Path], tmp_path: Path, as_query: str
 ) -> None:
     photo = tmp_path / "query.png"
     photo.write_bytes(png_bytes((200, 30, 25)))
@@ -144,24 +123,34 @@ def test_photo_retriever_takes_a_path_bytes_or_a_data_uri(
         "bytes": photo.read_bytes(),
         "data_uri": image_query(photo.read_bytes(), "image/png"),
     }
-    documents = PhotoRetriever(searcher=photo_searcher, k=3).invoke(queries[as_query])
+    documents = PhotoRetriever(matcher=photo_matcher, k=3).invoke(queries[as_query])
     assert documents[0].metadata["product_id"] == "red-scarf"
     assert documents[0].metadata["matched_image"].endswith("red-scarf.png")
     assert len(documents) == 3
 
 
-def test_photo_retriever_filters_by_category(photo_searcher: PhotoSearcher) -> None:
-    retriever = PhotoRetriever(searcher=photo_searcher, category="hats")
+def test_photo_retriever_returns_the_photo_matchers_ranking_and_confidence(
+    photo_matcher: PhotoMatcher,
+) -> None:
+    found = photo_matcher.search(solid((200, 30, 25)), k=3)
+    documents = PhotoRetriever(matcher=photo_matcher, k=3).invoke(png_bytes((200, 30, 25)))
+    assert [d.metadata["product_id"] for d in documents] == [m.product_id for m in found.matches]
+    assert [d.metadata["confidence"] for d in documents] == [m.confidence for m in found.matches]
+    assert [d.metadata["similarity"] for d in documents] == [m.similarity for m in found.matches]
+
+
+def test_photo_retriever_filters_by_category(photo_matcher: PhotoMatcher) -> None:
+    retriever = PhotoRetriever(matcher=photo_matcher, category="hats")
     documents = retriever.invoke(png_bytes((200, 30, 25)))
     assert [d.metadata["product_id"] for d in documents] == ["green-hat"]
 
 
 def test_photo_retriever_refuses_paths_outside_its_image_root(
-    photo_searcher: PhotoSearcher, shop: tuple[KnowledgeStore, Path], tmp_path: Path
+    photo_matcher: PhotoMatcher, shop: tuple[KnowledgeStore, Path], tmp_path: Path
 ) -> None:
     outside = tmp_path / "elsewhere.png"
     outside.write_bytes(png_bytes((1, 2, 3)))
-    retriever = PhotoRetriever(searcher=photo_searcher, image_root=shop[1])
+    retriever = PhotoRetriever(matcher=photo_matcher, image_root=shop[1])
     with pytest.raises(ImageRejected, match="outside the allowed image folder"):
         retriever.invoke(str(outside))
     with pytest.raises(ImageRejected, match="outside the allowed image folder"):
@@ -171,16 +160,16 @@ def test_photo_retriever_refuses_paths_outside_its_image_root(
 
 
 def test_photo_retriever_can_refuse_paths_altogether(
-    photo_searcher: PhotoSearcher, shop: tuple[KnowledgeStore, Path]
+    photo_matcher: PhotoMatcher, shop: tuple[KnowledgeStore, Path]
 ) -> None:
-    retriever = PhotoRetriever(searcher=photo_searcher, allow_paths=False)
+    retriever = PhotoRetriever(matcher=photo_matcher, allow_paths=False)
     with pytest.raises(ImageRejected, match="data URIs only"):
         retriever.invoke(str(shop[1] / "blue-coat.png"))
     assert retriever.invoke(png_bytes((30, 40, 200)))[0].metadata["product_id"] == "blue-coat"
 
 
-def test_photo_retriever_explains_bad_input(photo_searcher: PhotoSearcher, tmp_path: Path) -> None:
-    retriever = PhotoRetriever(searcher=photo_searcher)
+def test_photo_retriever_explains_bad_input(photo_matcher: PhotoMatcher, tmp_path: Path) -> None:
+    retriever = PhotoRetriever(matcher=photo_matcher)
     with pytest.raises(FileNotFoundError, match="no such image file"):
         retriever.invoke(str(tmp_path / "absent.png"))
     with pytest.raises(ImageRejected, match="not valid base64"):
