@@ -29,6 +29,8 @@ alias_moved_modules(
         "assistant.evidence": "assistant.services.evidence",
         "assistant.review": "assistant.services.review",
         "assistant.api.turns": "assistant.services.chat",
+        "assistant.api.metrics": "assistant.services.metrics",
+        "assistant.api.ratelimit": "assistant.services.ratelimit",
         "assistant.main": "assistant.cli",
         "assistant.commands": "assistant.cli",
         **{

@@ -11,15 +11,17 @@ import numpy as np
 from PIL import Image
 
 from assistant.perception.intent import IntentClassifier
-from assistant.perception.intents import SHOP_INTENTS
+from assistant.perception.intents import SHOP_INTENTS, Intent, to_intent
 from assistant.perception.language import Language
 from assistant.perception.models import ModelPerception
 from assistant.perception.sentiment import SentimentAnalyzer
+from assistant.perception.sentiment import latest_model_dir as latest_sentiment_dir
 from assistant.services.evidence import EvidenceFolders, EvidenceService, Explainers
+from assistant.services.kb import KnowledgeService
 from assistant.settings import Settings
 from assistant.turn.engine import Engine, EngineConfig
 from assistant.turn.memory import ConversationMemory
-from assistant.turn.policy import PolicyThresholds
+from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
 from assistant.turn.safety import Limits
 from assistant.turn.schemas import TurnResult
 from knowledge_base.ingest import IngestOptions, Ingestor
@@ -36,13 +38,13 @@ from retrieval.search.photo import (
     StoreImageIndex,
     load_artefact,
 )
-from retrieval.search.types import PhotoSearcher, TextSearcher
 
 if TYPE_CHECKING:
     from assistant.turn.drafting import Drafter
     from explain.gradcam import GradCam
     from explain.pack import TextScorers
     from explain.text_shap import SessionTerms
+    from explain.types import EscalationPolicy, EscalationSignals
 
 
 class Components:
@@ -118,6 +120,11 @@ class Components:
         return HybridSearcher(self.store, self.text_embedder)
 
     @cached_property
+    def kb(self) -> KnowledgeService:
+        """Ingest and search as every front end uses them; one ingest lock per process."""
+        return KnowledgeService(self)
+
+    @cached_property
     def category_classifier(self) -> CategoryClassifier | None:
         """The trained category head, when `shopsight train category` has saved one."""
         return load_latest(self.settings.artifacts_dir)
@@ -180,12 +187,23 @@ class Components:
 
     @cached_property
     def sentiment(self) -> SentimentAnalyzer:
-        folder = self.settings.artifacts_dir / "sentiment-v1"
-        return SentimentAnalyzer(folder if folder.exists() else None)
+        """The newest trained `sentiment-vN` heads under the artefacts, else the lexicon models."""
+        folder = latest_sentiment_dir(self.settings.artifacts_dir)
+        return SentimentAnalyzer(folder, use_trained=folder is not None)
 
     @cached_property
     def intent(self) -> IntentClassifier:
         return IntentClassifier.from_settings(self.settings.data_dir, self.settings.text_embedder)
+
+    @cached_property
+    def policy_thresholds(self) -> PolicyThresholds:
+        """The thresholds the engine decides with, and its explanations are scored with."""
+        s = self.settings
+        return PolicyThresholds(
+            angry_trend=s.escalation_trend,
+            angry_streak=s.escalation_streak,
+            unresolved_repeats=s.unresolved_repeats,
+        )
 
     @cached_property
     def engine(self) -> Engine:
@@ -197,11 +215,7 @@ class Components:
                 max_image_pixels=s.max_image_pixels,
                 max_image_side=s.max_image_side,
             ),
-            thresholds=PolicyThresholds(
-                angry_trend=s.escalation_trend,
-                angry_streak=s.escalation_streak,
-                unresolved_repeats=s.unresolved_repeats,
-            ),
+            thresholds=self.policy_thresholds,
             article_min_score=s.article_min_score,
             product_text_min_score=s.product_text_min_score,
         )
@@ -288,17 +302,39 @@ class Components:
         return TextScorers(
             sentiment=lambda texts: self.sentiment.score_batch(texts, language),
             sentiment_model=self.sentiment.model_name(language),
+            escalation=escalation_policy(self.policy_thresholds),
             intent=intent_probabilities,
             intent_classes=SHOP_INTENTS,
             intent_model=model.name,
-            intent_target=result.intent.intent,
+            intent_target=result.intent.intent.value,
             session=session,
         )
 
-    @cached_property
-    def text_searcher(self) -> TextSearcher:
-        return TextSearcher(self.store, self.text_embedder)
 
-    @cached_property
-    def photo_searcher(self) -> PhotoSearcher:
-        return PhotoSearcher(self.store, self.image_encoder)
+def escalation_policy(thresholds: PolicyThresholds) -> EscalationPolicy:
+    """The escalation score of one message exactly as `decide` computes it with `thresholds`,
+    for SHAP: the explained score is the `Decision.escalation_score` of the same inputs.
+
+    Only the score is read, so the inputs that decide nothing but the action (photo, answer,
+    ambiguity, the negative streak) are neutral.
+    """
+
+    def score(signals: EscalationSignals) -> float:
+        data = PolicyInput(
+            text=signals.text,
+            intent=to_intent(signals.intent or ""),
+            intent_confidence=signals.intent_confidence,
+            sentiment_score=signals.sentiment,
+            sentiment_trend=signals.trend,
+            consecutive_negative=0,
+            unresolved_count=signals.unresolved,
+            photo_given=False,
+            photo_confident=False,
+            has_answer=True,
+            ambiguous=False,
+            p_human=signals.probabilities.get(Intent.HUMAN_AGENT.value, 0.0),
+            p_complaint=signals.probabilities.get(Intent.COMPLAINT.value, 0.0),
+        )
+        return decide(data, thresholds).escalation_score
+
+    return score

@@ -38,12 +38,11 @@ from assistant.api import (
 from assistant.api.auth import ApiKeys
 from assistant.api.context import ApiContext
 from assistant.api.errors import install_error_handlers
-from assistant.api.metrics import Metrics
-from assistant.api.ratelimit import RateLimits
 from assistant.api.readiness import Readiness
 from assistant.api.uploads import BodySizeLimit
 from assistant.components import Components
 from assistant.services.chat import TurnRunner
+from assistant.services.metrics import Metrics
 from assistant.settings import Settings
 from knowledge_base.demo import DEMO_SHOP
 
@@ -62,16 +61,15 @@ def create_app(
     settings = settings or (components.settings if components else Settings())
     components = components or Components(settings, progress=False)
     metrics = Metrics()
+    turns = TurnRunner.from_settings(settings, lambda: components.engine, metrics)
     context = ApiContext(
         settings=settings,
         components=components,
         keys=ApiKeys(settings.api_keys, settings.admin_api_keys),
-        limits=RateLimits(
-            settings.rate_limit_session_per_minute, settings.rate_limit_client_per_minute
-        ),
+        limits=turns.limits,
         metrics=metrics,
         readiness=Readiness(components, metrics, settings.warm_up),
-        turns=TurnRunner(lambda: components.engine, metrics, settings.turn_concurrency),
+        turns=turns,
     )
 
     @asynccontextmanager
@@ -104,7 +102,7 @@ def create_app(
     app.router.routes.append(ApiFallback(list(app.router.routes)))
     app.add_middleware(BodySizeLimit, limit_for=_body_limits(settings))
     if ui:
-        _mount_ui(app, components)
+        _mount_ui(app, components, context.turns)
     return app
 
 
@@ -132,8 +130,9 @@ def _body_limits(settings: Settings) -> Callable[[str], tuple[int, str] | None]:
     return limit_for
 
 
-def _mount_ui(app: FastAPI, components: Components) -> None:
-    """The Gradio UI at "/", after every API route so that those keep precedence."""
+def _mount_ui(app: FastAPI, components: Components, turns: TurnRunner) -> None:
+    """The Gradio UI at "/", after every API route so that those keep precedence; its chat
+    turns go through the API's runner (same slots, session limits and metrics)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio
 
@@ -142,7 +141,7 @@ def _mount_ui(app: FastAPI, components: Components) -> None:
     settings = components.settings
     gradio.mount_gradio_app(
         app,
-        build_ui(components),
+        build_ui(components, turns),
         path="/",
         # Product photos may be shown; the data folder (database, evidence) is not served.
         allowed_paths=[str(DEMO_SHOP / "images"), str((settings.data_dir / "uploads").resolve())],

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 
 from assistant.api.auth import ApiKeys, Caller, api_key_header, identify, require
-from assistant.api.metrics import Metrics
-from assistant.api.ratelimit import RateLimits
 from assistant.api.readiness import Readiness
 from assistant.components import Components
 from assistant.services.chat import TurnRunner
+from assistant.services.metrics import Metrics
+from assistant.services.ratelimit import RateLimits
 from assistant.settings import Settings
 
 
 @dataclass
 class ApiContext:
+    """The app's settings and services; `turns` is shared with the UI mounted on the app."""
+
     settings: Settings
     components: Components
     keys: ApiKeys
@@ -26,7 +27,6 @@ class ApiContext:
     metrics: Metrics
     readiness: Readiness
     turns: TurnRunner
-    ingest_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from assistant.services.ratelimit import RateLimited
 from assistant.turn.safety import InputRejected
 from knowledge_base.store import EmbedderMismatch, StoreUnavailable
 
@@ -88,6 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputRejected, _input_rejected)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(EmbedderMismatch, _store_mismatch)
     app.add_exception_handler(Exception, _unexpected)
@@ -152,6 +154,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _input_rejected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 400, "input_rejected", str(exc))
+
+
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return error_response(
+        request,
+        429,
+        exc.code,
+        exc.message,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -13,8 +13,8 @@ from typing import Literal
 import structlog
 from PIL import Image
 
-from assistant.api.metrics import Metrics
 from assistant.components import Components
+from assistant.services.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -73,8 +73,7 @@ async def chat(request: Request, context: ContextDep, caller: CallerDep) -> Turn
     )
     try:
         session_id = valid_session_id(form.required_text("session_id", CHAT_FIELDS["session_id"]))
-        if not caller.trusted:
-            context.limits.check_session(session_id)
+        context.turns.admit(session_id, caller.trusted)
         text = form.text("text") or ""
         try:
             check_text(text, Limits(max_text_chars=settings.max_text_chars))
@@ -92,7 +91,7 @@ async def chat(request: Request, context: ContextDep, caller: CallerDep) -> Turn
         )
     finally:
         form.close()
-    result = public_images(await context.turns.run(turn))
+    result = public_images(await context.turns.run_async(turn))
     return result if caller.trusted else for_customer(result)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
@@ -14,14 +12,11 @@ from assistant.turn.schemas import EvidencePack
 
 router = APIRouter(tags=["evidence"])
 
-EVIDENCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RETRY_SECONDS = 2
 
 
 def _pack(context: ContextDep, evidence_id: str) -> EvidencePack:
-    pack = (
-        context.components.evidence.get(evidence_id) if EVIDENCE_ID.fullmatch(evidence_id) else None
-    )
+    pack = context.components.evidence.get(evidence_id)
     if pack is None:
         raise ApiError(
             404,
@@ -65,14 +60,9 @@ def get_heatmap(
     evidence_id: str, file_name: str, context: ContextDep, _agent: AgentDep
 ) -> FileResponse:
     pack = _pack(context, evidence_id)
-    # Only files the pack lists as heatmaps: the pack folder also holds the customer's photo.
-    listed = {heatmap.file for heatmap in pack.heatmaps}
-    path = (
-        context.components.evidence.heatmap_path(evidence_id, file_name)
-        if file_name in listed
-        else None
-    )
+    path = context.components.evidence.listed_heatmap(pack, file_name)
     if path is None:
+        listed = {heatmap.file for heatmap in pack.heatmaps}
         status = "is still being computed" if pack.status == "pending" else "has no such heatmap"
         raise ApiError(
             404,

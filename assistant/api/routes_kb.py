@@ -6,15 +6,25 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from assistant.api.context import AdminDep, ApiContext, ContextDep
+from assistant.api.context import AdminDep, ContextDep
 from assistant.api.errors import ApiError
-from assistant.api.kb_upload import CatalogueKind, load_upload, relative_rejections
 from assistant.api.openapi import ERRORS, multipart_body
-from assistant.api.uploads import FilePart, FileRule, megabytes, read_multipart
-from knowledge_base.admin import KbStats, kb_stats
+from assistant.api.uploads import FileRule, megabytes, read_multipart
+from assistant.services.kb import CatalogueKind, IngestBusy, Upload, UploadRejected
+from knowledge_base.admin import KbStats
 from knowledge_base.ingest import IngestReport
 
 router = APIRouter(tags=["knowledge base"])
+
+# The HTTP status of each reason an upload is refused.
+UPLOAD_STATUS = {
+    "empty_upload": 400,
+    "upload_too_large": 413,
+    "unsupported_catalogue": 415,
+    "unsafe_archive": 400,
+    "archive_too_large": 413,
+    "corrupt_archive": 400,
+}
 
 
 class IngestResult(BaseModel):
@@ -60,34 +70,19 @@ async def ingest(request: Request, context: ContextDep, _admin: AdminDep) -> Ing
         part = form.files.get("file")
         if part is None:
             raise ApiError(422, "missing_field", "the form field 'file' (a catalogue) is required")
-        if not context.ingest_lock.acquire(blocking=False):
-            raise ApiError(
-                409, "ingest_in_progress", "another ingestion is running; try again when it ends"
-            )
+        upload = Upload(part.filename or "upload", part.file)
         try:
-            return await run_in_threadpool(_ingest, context, part)
-        finally:
-            context.ingest_lock.release()
+            done = await run_in_threadpool(context.components.kb.ingest_uploads, [upload])
+        except IngestBusy as exc:
+            raise ApiError(409, "ingest_in_progress", str(exc)) from exc
+        except UploadRejected as exc:
+            raise ApiError(UPLOAD_STATUS[exc.code], exc.code, exc.message) from exc
     finally:
         form.close()
-
-
-def _ingest(context: ApiContext, part: FilePart) -> IngestResult:
-    settings = context.settings
-    upload = load_upload(
-        part.file,
-        part.filename or "upload",
-        settings.data_dir / "uploads",
-        int(settings.max_ingest_unzipped_mb * 1024 * 1024),
+    staged = done.uploads[0]
+    return IngestResult(
+        upload_id=staged.upload_id, kind=staged.kind, ok=done.report.ok, report=done.report
     )
-    report = context.components.ingestor.ingest(upload.loaded)
-    report.rejections = relative_rejections(report.rejections, upload.folder)
-    if upload.kind != "zip":
-        # A lone catalogue's records are in the store now; only a zip's images must stay.
-        for path in upload.folder.iterdir():
-            path.unlink(missing_ok=True)
-        upload.folder.rmdir()
-    return IngestResult(upload_id=upload.upload_id, kind=upload.kind, ok=report.ok, report=report)
 
 
 @router.get(
@@ -97,4 +92,4 @@ def _ingest(context: ApiContext, part: FilePart) -> IngestResult:
     responses=ERRORS,
 )
 def stats(context: ContextDep, _admin: AdminDep) -> KbStats:
-    return kb_stats(context.components.store)
+    return context.components.kb.stats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
@@ -13,10 +14,11 @@ from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
 from assistant.turn.schemas import TurnResult
 from knowledge_base.images import IMAGE_SUFFIXES
-from retrieval.search.types import parse_json_list
+from retrieval.search.types import ProductMatch, parse_json_list
 
 router = APIRouter(tags=["products"])
 IMAGE_URL = "/v1/products/{product_id}/image"
+Match = TypeVar("Match", bound=ProductMatch)
 
 
 def public_images(result: TurnResult) -> TurnResult:
@@ -28,6 +30,14 @@ def public_images(result: TurnResult) -> TurnResult:
         for card in result.products
     ]
     return result.model_copy(update={"products": cards})
+
+
+def public_match(match: Match) -> Match:
+    """A search result without the server's file paths: the matched photo becomes the URL of
+    the product's picture, and the metadata loses its list of image paths."""
+    metadata = {k: v for k, v in match.metadata.items() if k != "images"}
+    image = IMAGE_URL.format(product_id=match.product_id) if match.matched_image else None
+    return match.model_copy(update={"metadata": metadata, "matched_image": image})
 
 
 @router.get(

@@ -1,4 +1,8 @@
-"""Catalogue and FAQ search: public (the shop's own catalogue), rate-limited per client address."""
+"""Catalogue and FAQ search: public (the shop's own catalogue), rate-limited per client address.
+
+Text search is the knowledge-base service's: hybrid text search fused with photo evidence when
+a text-photo space exists. Results never show where files live on the server.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from assistant.api.context import CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
+from assistant.api.routes_products import public_match
 from assistant.api.uploads import image_rule, read_multipart, sniff_image
+from assistant.services.kb import ProductHit
 from assistant.turn.safety import Limits, check_image
-from retrieval.search.hybrid import (
-    HybridArticleMatch,
-    HybridProductMatch,
-    SearchFilters,
-    SearchMode,
-)
+from retrieval.search.hybrid import HybridArticleMatch, SearchFilters, SearchMode
 from retrieval.search.photo import PhotoMatch
 
 router = APIRouter(tags=["search"])
@@ -52,9 +53,12 @@ class TextSearch(BaseModel):
 
 
 class TextSearchResult(BaseModel):
+    """Products (with their rank in text search and, when photos counted, in photo search)
+    and article passages."""
+
     query: str
     mode: SearchMode
-    products: list[HybridProductMatch]
+    products: list[ProductHit]
     articles: list[HybridArticleMatch]
 
 
@@ -85,24 +89,24 @@ def search_text(body: TextSearch, context: ContextDep, caller: CallerDep) -> Tex
             f"the query is {len(body.query)} characters; the limit is "
             f"{context.settings.max_text_chars} (SHOPSIGHT_MAX_TEXT_CHARS)",
         )
-    searcher = context.components.hybrid_searcher
-    product_filters = SearchFilters(
-        category=body.category,
-        min_price=body.min_price,
-        max_price=body.max_price,
-        in_stock=body.in_stock,
+    found = context.components.kb.search_text(
+        body.query,
+        body.k,
+        SearchFilters(
+            category=body.category,
+            min_price=body.min_price,
+            max_price=body.max_price,
+            in_stock=body.in_stock,
+        ),
+        SearchFilters(language=body.language) if "articles" in body.include else None,
+        mode=body.mode,
+        products="products" in body.include,
     )
     return TextSearchResult(
         query=body.query,
         mode=body.mode,
-        products=searcher.products(body.query, body.k, product_filters, body.mode)
-        if "products" in body.include
-        else [],
-        articles=searcher.articles(
-            body.query, body.k, SearchFilters(language=body.language), body.mode
-        )
-        if "articles" in body.include
-        else [],
+        products=[public_match(p) for p in found.products],
+        articles=found.articles,
     )
 
 
@@ -179,9 +183,9 @@ def _photo_search(
             max_image_side=settings.max_image_side,
         ),
     )
-    result = components.search_photo(photo, k, SearchFilters(category=category))
+    result = components.kb.search_photo(photo, k, SearchFilters(category=category))
     return ImageSearchResult(
-        products=result.matches,
+        products=[public_match(m) for m in result.matches],
         **result.model_dump(
             include={
                 "confident",

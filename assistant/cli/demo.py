@@ -34,22 +34,24 @@ def demo(
     """Ingest the bundled demo shop (if needed), show example searches, and serve the web app
     on http://127.0.0.1:7860 (chat, agent console, knowledge base; REST API under /v1)."""
     from knowledge_base.loaders import load_paths
+    from retrieval.search.hybrid import SearchFilters
 
     with user_errors(), stdout_to_stderr():
         components = build_components()
-        report = components.ingestor.ingest(
+        report = components.kb.ingest(
             load_paths([DEMO_SHOP / "products.json", DEMO_SHOP / "articles"])
         )
-        searcher = components.hybrid_searcher
         examples = ["how long does delivery take?", "退货政策是什么？", "waterproof hiking boots"]
-        results: list[dict[str, Any]] = [
-            {
-                "query": query,
-                "articles": [a.model_dump(mode="json") for a in searcher.articles(query, k=2)],
-                "products": [p.model_dump(mode="json") for p in searcher.products(query, k=2)],
-            }
-            for query in examples
-        ]
+        results: list[dict[str, Any]] = []
+        for query in examples:
+            found = components.kb.search_text(query, 2, SearchFilters(), SearchFilters())
+            results.append(
+                {
+                    "query": query,
+                    "articles": [a.model_dump(mode="json") for a in found.articles],
+                    "products": [p.model_dump(mode="json") for p in found.products],
+                }
+            )
 
     def render() -> None:
         console.print(

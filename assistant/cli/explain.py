@@ -91,15 +91,13 @@ def register(app: typer.Typer) -> None:
         """Explain one turn: SHAP word attributions, Grad-CAM heatmaps, sources and reasons."""
         with user_errors():
             evidence = build_components().evidence
-            pack = None if recompute else evidence.folders.load_pack(evidence_id)
-            if pack is None:
-                try:
-                    pack = evidence.build(evidence_id)
-                except KeyError as exc:
-                    raise FileNotFoundError(
-                        f"no turn has evidence id {evidence_id!r}: every TurnResult carries its "
-                        "evidence_id (`shopsight chat --script` prints them)"
-                    ) from exc
+            try:
+                pack = evidence.explain(evidence_id, recompute=recompute)
+            except KeyError as exc:
+                raise FileNotFoundError(
+                    f"no turn has evidence id {evidence_id!r}: every TurnResult carries its "
+                    "evidence_id (`shopsight chat --script` prints them)"
+                ) from exc
             folder = evidence.folders.folder(evidence_id)
             (folder / REPORT_FILE).write_text(report_html(pack), encoding="utf-8")
             if out is not None:

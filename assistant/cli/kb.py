@@ -20,9 +20,8 @@ from assistant.cli.common import (
     user_errors,
 )
 from assistant.components import Components
-from knowledge_base.store import EmbedderMismatch
+from assistant.services.kb import DEFAULT_IMAGE_WEIGHT
 from retrieval.search.hybrid import SearchFilters
-from retrieval.search.types import ProductMatch
 
 EXIT_REJECTED = 3
 
@@ -44,8 +43,7 @@ def kb_ingest(
 
     with user_errors(), stdout_to_stderr():
         components = build_components()
-        loaded = load_paths(paths)
-        report = components.ingestor.ingest(loaded)
+        report = components.kb.ingest(load_paths(paths))
 
     def render() -> None:
         table = Table(
@@ -91,10 +89,8 @@ def kb_ingest(
 
 def kb_stats_command(as_json: JsonOption = False) -> None:
     """Show how many products, images and articles the knowledge base holds."""
-    from knowledge_base.admin import kb_stats
-
     with user_errors(), stdout_to_stderr():
-        stats = kb_stats(build_components().store)
+        stats = build_components().kb.stats()
 
     def render() -> None:
         console.print(f"Store: {stats.location}")
@@ -114,33 +110,6 @@ def kb_stats_command(as_json: JsonOption = False) -> None:
     emit(stats, as_json, render)
 
 
-# Weight of the photo ranking in `kb search TEXT`, against 1.0 for the text ranking (weighted
-# reciprocal-rank fusion, k=60). On held-out demo products fused recall@1 stayed equal to
-# text-only up to 0.05 and fell from 0.1 on (2 folds: 0.93 text-only, 0.90 at 0.1, 0.61 at 0.25;
-# 5 folds: 0.97, then 0.90 at 0.25, 0.64 at 1.0). At 0.05 being found by its photos at all is
-# worth about three text ranks near the top, and a better photo rank far less: photos lift
-# products that both sources find over those only text finds, and add products only photos find
-# after every text match, but never override a clear text match.
-_IMAGE_WEIGHT = 0.05
-
-
-class _ProductHit(ProductMatch):
-    """A product found by `kb search TEXT`, with its place in each ranking that found it.
-
-    `score` is what ranked it: the text + photo fusion score when photos counted, else the hybrid
-    text score. `text_*`: hybrid text search (fused dense + BM25; `dense_score` is a cosine,
-    `bm25_score` a BM25 score). `image_*`: search of product photos projected into the text space
-    (`image_score` is a cosine there; `matched_image` is that photo).
-    """
-
-    text_rank: int | None = None
-    text_score: float | None = None
-    dense_score: float | None = None
-    bm25_score: float | None = None
-    image_rank: int | None = None
-    image_score: float | None = None
-
-
 def _filters(**fields: Any) -> SearchFilters:
     """The search filters, or a one-line usage error (exit 2) when they contradict each other."""
     from pydantic import ValidationError
@@ -155,78 +124,24 @@ def _filters(**fields: Any) -> SearchFilters:
 def _search_text(
     components: Components, text: str, k: int, filters: SearchFilters, image_weight: float
 ) -> dict[str, Any]:
-    """Products by hybrid text search fused with photo evidence (when an alignment head was
-    trained), and article passages by hybrid search."""
-    from retrieval.heads.alignment import AlignmentMismatch
-    from retrieval.search.cross_modal import build_cross_modal_searcher
-    from retrieval.search.hybrid import HybridProductMatch
-
-    hybrid = components.hybrid_searcher
-    found_by_text: dict[str, tuple[int, HybridProductMatch]] = {}
-
-    def text_ranking(query: str, depth: int, where: object) -> list[HybridProductMatch]:
-        # `where` is `filters.to_where()`; the hybrid searcher takes the filters themselves.
-        matches = hybrid.products(query, depth, filters)
-        found_by_text.update((m.product_id, (r, m)) for r, m in enumerate(matches, start=1))
-        return matches
-
-    evidence: dict[str, Any] = {"used": False, "image_weight": image_weight}
-    fused = None
-    if image_weight > 0:
-        try:
-            fused = build_cross_modal_searcher(
-                components.store,
-                components.text_embedder,
-                components.settings.artifacts_dir,
-                clip_path=components.settings.clip_model_path,
-                image_weight=image_weight,
-                text_search=text_ranking,
-            )
-        except (AlignmentMismatch, EmbedderMismatch) as exc:
-            evidence["reason"] = str(exc)
-        else:
-            if fused is None:
-                evidence["reason"] = (
-                    f"no alignment head in {components.settings.artifacts_dir / 'align-v1'}: "
-                    "train one with `shopsight train align --data CATALOGUE`"
-                )
-    else:
-        evidence["reason"] = "turned off with --image-weight 0"
-
-    products: list[_ProductHit] = []
-    if fused is None:
-        for rank, text_match in enumerate(text_ranking(text, k, None), start=1):
-            products.append(
-                _ProductHit(**text_match.model_dump(), text_rank=rank, text_score=text_match.score)
-            )
-    else:
-        evidence.update(used=True, space=fused.space.name)
-        for match in fused.search(text, k, filters.to_where()):
-            ranked = found_by_text.get(match.product_id)
-            image = next((e for e in match.evidence if e.source == "image"), None)
-            products.append(
-                _ProductHit(
-                    **match.model_dump(exclude={"evidence"}),
-                    text_rank=ranked[0] if ranked else None,
-                    text_score=ranked[1].score if ranked else None,
-                    dense_score=ranked[1].dense_score if ranked else None,
-                    bm25_score=ranked[1].bm25_score if ranked else None,
-                    image_rank=image.rank if image else None,
-                    image_score=image.score if image else None,
-                )
-            )
-    # Articles carry a language only: a product filter means only products are wanted.
-    articles = (
-        []
-        if filters.product_fields()
-        else hybrid.articles(text, k, SearchFilters(language=filters.language))
+    """Products by text fused with photo evidence, and article passages (none when a product
+    filter is given: then only products are wanted, and articles carry a language only)."""
+    found = components.kb.search_text(
+        text,
+        k,
+        filters,
+        None if filters.product_fields() else SearchFilters(language=filters.language),
+        image_weight=image_weight,
     )
+    evidence = found.image_evidence
+    if image_weight == 0:
+        evidence.reason = "turned off with --image-weight 0"
     return {
         "query": {"text": text},
         "filters": filters.model_dump(exclude_none=True),
-        "image_evidence": evidence,
-        "products": [p.model_dump(mode="json") for p in products],
-        "articles": [a.model_dump(mode="json") for a in articles],
+        "image_evidence": evidence.model_dump(mode="json", exclude_none=True),
+        "products": [p.model_dump(mode="json") for p in found.products],
+        "articles": [a.model_dump(mode="json") for a in found.articles],
     }
 
 
@@ -239,7 +154,7 @@ def _search_photo(
 
     settings = components.settings
     photo = load_image(image, settings.max_image_pixels, settings.max_image_side)
-    result = components.search_photo(photo, k, filters)
+    result = components.kb.search_photo(photo, k, filters)
     return {
         "query": {"image": str(image)},
         "filters": filters.model_dump(exclude_none=True),
@@ -374,7 +289,7 @@ def kb_search(
             help="Weight of photo evidence in text search, against 1 for text; 0 turns it off. "
             "Photos count only when `shopsight train align` has trained an alignment head.",
         ),
-    ] = _IMAGE_WEIGHT,
+    ] = DEFAULT_IMAGE_WEIGHT,
     as_json: JsonOption = False,
 ) -> None:
     """Search articles and products by text, or products by photo.

@@ -42,6 +42,11 @@ PHOTO_SIDE = 512
 _SAFE_ID = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_")
 
 
+def is_evidence_id(text: str) -> bool:
+    """1-64 letters, digits, '-' or '_': what the engine issues, and never a path."""
+    return bool(text) and len(text) <= 64 and set(text) <= _SAFE_ID
+
+
 class EvidenceFolders:
     """One folder per evidence id; ids are checked so a request can never name another path."""
 
@@ -49,7 +54,7 @@ class EvidenceFolders:
         self.root = root
 
     def folder(self, evidence_id: str) -> Path:
-        if not evidence_id or len(evidence_id) > 64 or not set(evidence_id) <= _SAFE_ID:
+        if not is_evidence_id(evidence_id):
             raise ValueError(f"not an evidence id: {evidence_id!r}")
         return self.root / evidence_id
 
@@ -133,7 +138,10 @@ class EvidenceService:
             self._schedule(result.evidence_id)
 
     def get(self, evidence_id: str) -> EvidencePack | None:
-        """The pack (ready or failed), a pending pack while it is computed, None for an unknown id."""
+        """The pack (ready or failed), a pending pack while it is computed, None for an unknown
+        (or malformed) id. Every front end looks packs up here."""
+        if not is_evidence_id(evidence_id):
+            return None
         stored = self.folders.load_pack(evidence_id)
         if stored is not None:
             return stored
@@ -159,6 +167,14 @@ class EvidenceService:
                 return pack
         return self.folders.load_pack(evidence_id) or pack
 
+    def explain(self, evidence_id: str, recompute: bool = False) -> EvidencePack:
+        """The stored pack, or one computed now in this thread (always, with `recompute`);
+        raises KeyError for an unknown id."""
+        if not is_evidence_id(evidence_id):
+            raise KeyError(f"no turn has evidence id {evidence_id!r}")
+        stored = None if recompute else self.folders.load_pack(evidence_id)
+        return stored or self.build(evidence_id)
+
     def build(self, evidence_id: str) -> EvidencePack:
         """Compute (or recompute) a pack now, in this thread; raises KeyError for unknown ids."""
         basics, result = self._basics(evidence_id, "ready")
@@ -176,7 +192,21 @@ class EvidenceService:
         return pack
 
     def heatmap_path(self, evidence_id: str, file_name: str) -> Path | None:
+        """A file of the pack's folder by its bare name, or None."""
         return self.folders.file(evidence_id, file_name)
+
+    def listed_heatmap(self, pack: EvidencePack, file_name: str) -> Path | None:
+        """A heatmap PNG of the pack, only if the pack lists it (its folder also holds the
+        customer's photo, which is never shown as a heatmap)."""
+        if file_name not in {heatmap.file for heatmap in pack.heatmaps}:
+            return None
+        return self.heatmap_path(pack.evidence_id, file_name)
+
+    def has_photo(self, evidence_id: str) -> bool:
+        """Whether the turn came with a photo (kept for its explanation)."""
+        return (
+            is_evidence_id(evidence_id) and self.folders.file(evidence_id, PHOTO_FILE) is not None
+        )
 
     def delete(self, evidence_ids: Iterable[str]) -> None:
         self.folders.delete(evidence_ids)

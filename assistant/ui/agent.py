@@ -9,7 +9,6 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from assistant.services.evidence import PHOTO_FILE
 from assistant.turn.schemas import EvidencePack, TurnResult
 from assistant.ui.access import StaffGate
 from assistant.ui.render import (
@@ -123,7 +122,7 @@ class AgentConsole:
         transcript: list[dict[str, Any]] = []
         turns = []
         for record, result in zip(records, results, strict=True):
-            photo = evidence.heatmap_path(record.evidence_id, PHOTO_FILE) is not None
+            photo = evidence.has_photo(record.evidence_id)
             text = ("[photo] " if photo else "") + record.text
             transcript.append({"role": "user", "content": text or "(empty)"})
             transcript.append(
@@ -209,7 +208,7 @@ class AgentConsole:
         ]
         heatmaps = []
         for view in pack.heatmaps:
-            path = service.heatmap_path(evidence_id, view.file)
+            path = service.listed_heatmap(pack, view.file)
             if path is None:
                 continue
             with Image.open(path) as image:

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from assistant.services.ratelimit import RateLimited
 from assistant.turn.safety import InputRejected
 from assistant.turn.schemas import TurnRequest, TurnResult
 from assistant.ui.render import label, product_cards_html, reply_message
 
 if TYPE_CHECKING:
     from assistant.components import Components
+    from assistant.services.chat import TurnRunner
 
 History = list[dict[str, Any]]
 
@@ -48,10 +50,13 @@ def agent_message(text: str, language: str) -> dict[str, Any]:
 
 
 class CustomerChat:
-    """Event handlers of the chat tab; each turn goes through `components.engine` in-process."""
+    """Event handlers of the chat tab. Each turn goes through the shared turn runner as an
+    untrusted caller: the session's lock, the concurrency cap, the per-session rate limit and
+    the metrics of the API's public chats."""
 
-    def __init__(self, components: Components) -> None:
+    def __init__(self, components: Components, turns: TurnRunner) -> None:
         self.components = components
+        self.turns = turns
 
     def start(self) -> tuple[str, str, History, str, int, dict[str, Any]]:
         session_id = new_session_id()
@@ -155,10 +160,10 @@ class CustomerChat:
         return self._with_agent_messages(list(history or []), session_id, seen_agent, shown)
 
     def _turn(self, history: History, request: TurnRequest) -> TurnResult | None:
-        """Run one engine turn, appending the reply (or the reason it was refused) to `history`."""
+        """Run one turn, appending the reply (or the reason it was refused) to `history`."""
         try:
-            result = self.components.engine.handle_turn(request)
-        except InputRejected as exc:
+            result = self.turns.answer(request, trusted=False)
+        except (InputRejected, RateLimited) as exc:
             history.append({"role": "assistant", "content": str(exc)})
             return None
         history.append(assistant_message(result))
@@ -218,9 +223,9 @@ def _chat_widgets() -> tuple[gr.Chatbot, gr.MultimodalTextbox]:
     return chatbot, box
 
 
-def build_customer_tab(components: Components, ui: gr.Blocks) -> None:
+def build_customer_tab(components: Components, turns: TurnRunner, ui: gr.Blocks) -> None:
     """The widgets and events of the chat; call inside a `gr.Tab`."""
-    chat = CustomerChat(components)
+    chat = CustomerChat(components, turns)
     session = gr.State("")
     seen_agent = gr.State(0)
     pending = gr.State(None)

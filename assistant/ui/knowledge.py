@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,88 +24,57 @@ class KnowledgeTab:
 
     def stats(self, key: str | None) -> str:
         """The store's counts; like `GET /v1/kb/stats` they need an admin key when keys are set."""
-        from knowledge_base.admin import kb_stats
-
         if not self.gate.allows(key, "admin"):
             return "<div>Enter an admin key in the 'Staff key' field to see statistics.</div>"
-
-        return kb_stats_html(kb_stats(self.components.store))
+        return kb_stats_html(self.components.kb.stats())
 
     def search(self, text: str, photo: str | None, k: float) -> str:
-        """Products by photo when one is given, else articles and products by text (hybrid)."""
-        components = self.components
+        """Products by photo when one is given, else articles and products by text (hybrid
+        text search fused with photo evidence, as `/v1/search/text` and `kb search` do)."""
+        from retrieval.search.hybrid import SearchFilters
+
+        kb = self.components.kb
         count = int(k)
         if photo:
             from knowledge_base.images import ImageRejected, load_image
 
-            settings = components.settings
+            settings = self.components.settings
             try:
                 image = load_image(Path(photo), settings.max_image_pixels, settings.max_image_side)
             except ImageRejected as exc:
                 raise gr.Error(str(exc)) from exc
-            return search_results_html(components.search_photo(image, count).matches, [])
+            return search_results_html(kb.search_photo(image, count).matches, [])
         query = (text or "").strip()
         if not query:
             raise gr.Error("Type something to search for, or give a photo.")
-        searcher = components.hybrid_searcher
-        return search_results_html(
-            searcher.products(query, k=count), searcher.articles(query, k=count)
-        )
+        found = kb.search_text(query, count, SearchFilters(), SearchFilters())
+        return search_results_html(found.products, found.articles)
 
     def ingest(
         self, key: str | None, files: list[str] | None, progress: Any = None
     ) -> tuple[str, str]:
-        """Store, check and ingest each upload (a catalogue or a zip) with the same guards as
-        `POST /v1/kb/ingest`; the ingestor's tqdm bars drive the progress bar."""
-        from assistant.api.errors import ApiError
-        from assistant.api.kb_upload import load_upload, relative_rejections
-        from knowledge_base.loaders import LoadResult
+        """Ingest each upload (a catalogue or a zip) through the same service, guards and
+        ingest lock as `POST /v1/kb/ingest`; the ingestor's tqdm bars drive the progress bar."""
+        from assistant.services.kb import IngestBusy, Upload, UploadRejected
 
         self.gate.check(key, "admin")
         if not files:
             raise gr.Error("Choose a catalogue file (JSON, JSONL, CSV, Markdown) or a zip first.")
-        settings = self.components.settings
-        limit = int(settings.max_ingest_mb * 1024 * 1024)
-        loaded = LoadResult()
-        folders: list[tuple[Path, bool]] = []
+        if progress is not None:
+            progress(0.0, desc="Checking the upload")
         try:
-            for number, file in enumerate(files):
-                path = Path(file)
-                if progress is not None:
-                    progress(0.05 * number / len(files), desc=f"Checking {path.name}")
-                if path.stat().st_size > limit:
-                    raise gr.Error(
-                        f"{path.name}: {path.stat().st_size / 1024**2:.1f} MB > "
-                        f"{settings.max_ingest_mb:g} MB limit (SHOPSIGHT_MAX_INGEST_MB)"
-                    )
-                try:
-                    with path.open("rb") as stream:
-                        upload = load_upload(
-                            stream,
-                            path.name,
-                            settings.data_dir / "uploads",
-                            int(settings.max_ingest_unzipped_mb * 1024 * 1024),
-                        )
-                except ApiError as exc:
-                    raise gr.Error(f"{path.name}: {exc.message}") from exc
-                loaded.extend(upload.loaded)
-                folders.append((upload.folder, upload.kind == "zip"))
-        except BaseException:
-            # One refused file refuses the whole upload: nothing of it is kept.
-            for folder, _ in folders:
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-        # A copy of the shared ingestor with its tqdm bars on, which gr.Progress follows.
-        ingestor = copy.copy(self.components.ingestor)
-        ingestor.options = dataclasses.replace(ingestor.options, progress=True)
-        report = ingestor.ingest(loaded)
-        for folder, keep in folders:
-            report.rejections = relative_rejections(report.rejections, folder)
-            if not keep:
-                # A lone catalogue's records are in the store now; only a zip's images must stay.
-                shutil.rmtree(folder, ignore_errors=True)
-        kept = [str(folder) for folder, keep in folders if keep]
-        return ingest_report_html(report, kept), self.stats(key)
+            with ExitStack() as stack:
+                uploads = [
+                    Upload(Path(file).name, stack.enter_context(Path(file).open("rb")))
+                    for file in files
+                ]
+                done = self.components.kb.ingest_uploads(uploads, progress=True)
+        except IngestBusy as exc:
+            raise gr.Error(str(exc)) from exc
+        except UploadRejected as exc:
+            raise gr.Error(f"{exc.filename}: {exc.message}") from exc
+        kept = [str(folder) for folder in done.kept_folders]
+        return ingest_report_html(done.report, kept), self.stats(key)
 
 
 def build_knowledge_tab(

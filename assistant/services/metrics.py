@@ -1,4 +1,8 @@
-"""Prometheus metrics of one app, in its own registry (several apps can live in one process)."""
+"""Prometheus metrics of one app, in its own registry (several apps can live in one process).
+
+The chat turn runner records every turn here, whichever front end asked (the REST API or the
+UI mounted beside it); the API serves them at `/metrics`.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Metrics:
+    """Turn latency by input kind, decisions, escalations, errors by code, turns in progress."""
+
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
@@ -42,7 +48,8 @@ class Metrics:
         )
         self.errors = Counter(
             "shopsight_errors",
-            "Error responses of the API by error code (rate_limited, input_rejected, ...).",
+            "Refused requests of the API and the UI by error code (rate_limited, "
+            "input_rejected, ...).",
             ["code"],
             registry=self.registry,
         )

@@ -3,6 +3,9 @@
 A sliding log (the times of the last N requests per key) is exact, needs no background task and
 stays small: at most `limit` timestamps per active key. Limits are per process; replicas behind a
 load balancer each enforce their own (use the balancer's limits for a global cap).
+
+A refusal is a `RateLimited` error that says when to retry; the API answers it with 429 and
+Retry-After, the UI shows its message.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from assistant.api.errors import ApiError
+
+class RateLimited(Exception):
+    """Too many requests: `retry_after_s` (whole seconds, at least 1) until the next is allowed."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class SlidingWindowLimiter:
@@ -59,7 +71,10 @@ class SlidingWindowLimiter:
 
 
 class RateLimits:
-    """The chat/search limits of one app; trusted callers (valid API key) are never limited."""
+    """The chat/search limits of one app; trusted callers (valid API key) are never limited.
+
+    The UI's customer chat counts against the same per-session limit as public API chats.
+    """
 
     def __init__(self, session_per_minute: int, client_per_minute: int) -> None:
         self.session = SlidingWindowLimiter(session_per_minute)
@@ -84,11 +99,6 @@ class RateLimits:
             )
 
 
-def _too_many(retry_after: float, message: str) -> ApiError:
+def _too_many(retry_after: float, message: str) -> RateLimited:
     seconds = max(1, math.ceil(retry_after))
-    return ApiError(
-        429,
-        "rate_limited",
-        f"{message}; try again in {seconds} s",
-        headers={"Retry-After": str(seconds)},
-    )
+    return RateLimited(f"{message}; try again in {seconds} s", seconds)

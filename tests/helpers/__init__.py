@@ -1,0 +1,1 @@
+"""Builders and test doubles that test modules in different folders share."""
