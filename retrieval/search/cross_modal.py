@@ -367,7 +367,7 @@ def build_cross_modal_searcher(
     """The fused searcher for the configured space, or None when there is none.
 
     A local CLIP checkpoint (`clip_path`) wins; otherwise the trained head under
-    `artifacts_dir/align-v1` is used when present. Raises `AlignmentMismatch` when that head
+    `artifacts_dir/align-vN` (the newest) is used when present. Raises `AlignmentMismatch` when that head
     was trained for another text embedder.
     """
     space: ImageTextSpace
