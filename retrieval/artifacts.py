@@ -66,6 +66,24 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def read_model_meta(
+    folder: Path, kind: str, format_version: int, retrain: str = "retrain it"
+) -> dict[str, Any]:
+    """`read_meta` of a `kind` model (e.g. "intent model") whose files must have the layout
+    `format_version` names: a loader would misread another layout, so it is refused with how to
+    rebuild it (`retrain`)."""
+    if not (folder / META_FILE).is_file():
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise FileNotFoundError(f"{folder}: not {article} {kind} (no {META_FILE})")
+    meta = read_meta(folder)
+    if meta.get("format_version") != format_version:
+        raise ValueError(
+            f"{folder}: {kind} format {meta.get('format_version')} is not "
+            f"{format_version}; {retrain}"
+        )
+    return meta
+
+
 def save(artifacts_dir: Path, name: str, write_files: WriteFiles, meta: dict[str, Any]) -> Path:
     """Write a new version `<name>-v<N+1>/` atomically and return it."""
     return write(next_folder(artifacts_dir, name), name, write_files, meta)

@@ -324,6 +324,12 @@ class _Painter:
     def _add(self, op: DrawOp, under: bool) -> None:
         (self.under if under else self.over).append(op)
 
+    def _colours(self, fill: Fill | None, outline: Fill | None) -> tuple[RGB | None, RGB | None]:
+        """Fill and outline colours of a shape; None leaves that part undrawn."""
+        fill_rgb = self.palette.resolve(fill) if fill is not None else None
+        line_rgb = self.palette.resolve(outline) if outline is not None else None
+        return fill_rgb, line_rgb
+
     def polygon(
         self,
         points: Sequence[Point],
@@ -333,8 +339,7 @@ class _Painter:
         under: bool = False,
     ) -> None:
         xy = self.pts(points)
-        fill_rgb = self.palette.resolve(fill) if fill is not None else None
-        line_rgb = self.palette.resolve(outline) if outline is not None else None
+        fill_rgb, line_rgb = self._colours(fill, outline)
         px = self.w(width)
         self._add(lambda d: d.polygon(xy, fill=fill_rgb, outline=line_rgb, width=px), under)
 
@@ -347,8 +352,7 @@ class _Painter:
         under: bool = False,
     ) -> None:
         xy = self.box(box)
-        fill_rgb = self.palette.resolve(fill) if fill is not None else None
-        line_rgb = self.palette.resolve(outline) if outline is not None else None
+        fill_rgb, line_rgb = self._colours(fill, outline)
         px = self.w(width)
         self._add(lambda d: d.ellipse(xy, fill=fill_rgb, outline=line_rgb, width=px), under)
 
@@ -362,8 +366,7 @@ class _Painter:
         under: bool = False,
     ) -> None:
         xy = self.box(box)
-        fill_rgb = self.palette.resolve(fill) if fill is not None else None
-        line_rgb = self.palette.resolve(outline) if outline is not None else None
+        fill_rgb, line_rgb = self._colours(fill, outline)
         r, px = self.u(radius), self.w(width)
         self._add(
             lambda d: d.rounded_rectangle(xy, radius=r, fill=fill_rgb, outline=line_rgb, width=px),

@@ -13,6 +13,7 @@ from assistant.cli.common import (
     ArtifactsOutOption,
     JsonOption,
     ReportsOutOption,
+    emit_report,
     print_json,
     user_errors,
 )
@@ -134,23 +135,23 @@ def eval_category_command(
             model_dir=folder,
             progress=not as_json,
         )
-    if as_json:
-        print_json(report.model_dump(mode="json"))
-        return
-    table = Table("class", "precision", "recall", "F1", "support", title=f"Category: {data}")
-    for row in report.details["per_class"]:
-        table.add_row(
-            row["label"],
-            f"{row['precision']:.3f}",
-            f"{row['recall']:.3f}",
-            f"{row['f1']:.3f}",
-            str(row["support"]),
+
+    def render() -> None:
+        table = Table("class", "precision", "recall", "F1", "support", title=f"Category: {data}")
+        for row in report.details["per_class"]:
+            table.add_row(
+                row["label"],
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+            )
+        console.print(table)
+        console.print(
+            "  ".join(
+                f"{name} {value:.4f}" for name, value in report.metrics.items() if name != "images"
+            )
+            + f"  ({int(report.metrics['images'])} images)"
         )
-    console.print(table)
-    console.print(
-        "  ".join(
-            f"{name} {value:.4f}" for name, value in report.metrics.items() if name != "images"
-        )
-        + f"  ({int(report.metrics['images'])} images)"
-    )
-    console.print("Wrote " + ", ".join(report.files))
+
+    emit_report(report, as_json, render, console)

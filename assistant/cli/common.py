@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -20,6 +20,9 @@ from assistant.settings import Settings
 from knowledge_base.images import ImageRejected
 from knowledge_base.offline import MissingDependency
 from knowledge_base.store import EmbedderMismatch, StoreUnavailable
+
+if TYPE_CHECKING:
+    from retrieval.evaluation.report import EvalReport
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ArtifactsOutOption = Annotated[
@@ -87,3 +90,14 @@ def emit(
         print_json(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
     else:
         render()
+
+
+def emit_report(
+    report: EvalReport, as_json: bool, render: Callable[[], None], out: Console = console
+) -> None:
+    """An evaluation's report as JSON with `--json`; else its rendering, then the files written."""
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    render()
+    out.print("Wrote " + ", ".join(report.files))

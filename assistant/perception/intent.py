@@ -301,14 +301,9 @@ class TrainedIntentModel:
     @classmethod
     def load(cls, folder: Path, embedder: TextEmbedder) -> TrainedIntentModel:
         """Load `folder`; refuses a head trained on another embedder's vectors."""
-        if not (folder / artifacts.META_FILE).is_file():
-            raise FileNotFoundError(f"{folder}: not an intent model (no {artifacts.META_FILE})")
-        meta = artifacts.read_meta(folder)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{folder}: intent model format {meta.get('format_version')} is not "
-                f"{FORMAT_VERSION}; retrain it with `shopsight train intent`"
-            )
+        meta = artifacts.read_model_meta(
+            folder, "intent model", FORMAT_VERSION, "retrain it with `shopsight train intent`"
+        )
         if meta.get("embedder") != embedder.name:
             raise ValueError(
                 f"{folder}: trained on {meta.get('embedder')!r} embeddings, not {embedder.name!r}; "

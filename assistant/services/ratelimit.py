@@ -81,24 +81,29 @@ class RateLimits:
         self.client = SlidingWindowLimiter(client_per_minute)
 
     def check_client(self, client: str) -> None:
-        retry = self.client.hit(client)
-        if retry is not None:
-            raise _too_many(
-                retry,
-                f"too many requests from {client}: the limit is {self.client.limit} per minute "
-                "(SHOPSIGHT_RATE_LIMIT_CLIENT_PER_MINUTE)",
-            )
+        _check(
+            self.client,
+            client,
+            f"too many requests from {client}: the limit is {self.client.limit} per minute "
+            "(SHOPSIGHT_RATE_LIMIT_CLIENT_PER_MINUTE)",
+        )
 
     def check_session(self, session_id: str) -> None:
-        retry = self.session.hit(session_id)
-        if retry is not None:
-            raise _too_many(
-                retry,
-                f"too many messages in this session: the limit is {self.session.limit} per minute "
-                "(SHOPSIGHT_RATE_LIMIT_SESSION_PER_MINUTE)",
-            )
+        _check(
+            self.session,
+            session_id,
+            f"too many messages in this session: the limit is {self.session.limit} per minute "
+            "(SHOPSIGHT_RATE_LIMIT_SESSION_PER_MINUTE)",
+        )
 
 
 def _too_many(retry_after: float, message: str) -> RateLimited:
     seconds = max(1, math.ceil(retry_after))
     return RateLimited(f"{message}; try again in {seconds} s", seconds)
+
+
+def _check(limiter: SlidingWindowLimiter, key: str, message: str) -> None:
+    """Count one hit for `key`; over the limit, refuse it with `message` and the wait."""
+    retry = limiter.hit(key)
+    if retry is not None:
+        raise _too_many(retry, message)

@@ -101,6 +101,16 @@ class _AgentReplyRow(_Base):
     text: Mapped[str] = mapped_column(Text)
 
 
+def _record(row: _TurnRow) -> TurnRecord:
+    return TurnRecord(
+        index=row.index,
+        created_at=row.created_at,
+        text=row.text,
+        evidence_id=row.evidence_id,
+        result=row.result,
+    )
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -152,30 +162,14 @@ class ConversationMemory:
             rows = db.scalars(
                 select(_TurnRow).where(_TurnRow.session_id == session_id).order_by(_TurnRow.index)
             )
-            return [
-                TurnRecord(
-                    index=r.index,
-                    created_at=r.created_at,
-                    text=r.text,
-                    evidence_id=r.evidence_id,
-                    result=r.result,
-                )
-                for r in rows
-            ]
+            return [_record(r) for r in rows]
 
     def turn_by_evidence(self, evidence_id: str) -> tuple[str, TurnRecord] | None:
         with Session(self.engine) as db:
             row = db.scalars(select(_TurnRow).where(_TurnRow.evidence_id == evidence_id)).first()
             if row is None:
                 return None
-            record = TurnRecord(
-                index=row.index,
-                created_at=row.created_at,
-                text=row.text,
-                evidence_id=row.evidence_id,
-                result=row.result,
-            )
-            return row.session_id, record
+            return row.session_id, _record(row)
 
     def sessions(self, limit: int = 50) -> list[tuple[str, dt.datetime, SessionState]]:
         """Most recently active sessions first (the agent console lists these)."""

@@ -272,6 +272,10 @@ def kb_stats_html(stats: Any) -> str:
     )
 
 
+# What a search hit shares with a product card (hits are ProductMatch models).
+_CARD_FIELDS = {"product_id", "title", "category", "price", "currency", "stock"}
+
+
 def search_results_html(products: Sequence[Any], articles: Sequence[Any]) -> str:
     """Search hits: product matches as cards (with their score) and article passages."""
     e = html.escape
@@ -289,12 +293,7 @@ def search_results_html(products: Sequence[Any], articles: Sequence[Any]) -> str
     if products:
         cards = [
             ProductCard(
-                product_id=p.product_id,
-                title=p.title,
-                category=p.category,
-                price=p.price,
-                currency=p.currency,
-                stock=p.stock,
+                **p.model_dump(include=_CARD_FIELDS),
                 image=_match_image(p),
             )
             for p in products

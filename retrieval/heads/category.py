@@ -279,14 +279,7 @@ class CategoryClassifier:
 
     @classmethod
     def load(cls, folder: Path) -> CategoryClassifier:
-        if not (folder / artifacts.META_FILE).is_file():
-            raise FileNotFoundError(f"{folder}: not a category model (no {artifacts.META_FILE})")
-        meta = artifacts.read_meta(folder)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{folder}: category model format {meta.get('format_version')} is not "
-                f"{FORMAT_VERSION}; retrain it"
-            )
+        meta = artifacts.read_model_meta(folder, "category model", FORMAT_VERSION)
         with np.load(folder / _WEIGHTS) as arrays:
             head = Head.from_arrays({key: arrays[key] for key in arrays.files})
         features = FeatureSettings(**meta.get("features", {}))

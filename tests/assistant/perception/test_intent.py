@@ -27,6 +27,7 @@ from assistant.perception.intent import (
 from assistant.perception.intents import SHOP_INTENTS, Intent, to_intent
 from assistant.training.intent import (
     IntentTrainConfig,
+    IntentTrainResult,
     LabelledTexts,
     read_labelled_texts,
     stratified_split,
@@ -39,6 +40,7 @@ from retrieval.calibration import (
     threshold_for_abstention,
 )
 from retrieval.encoders.text import HashEmbedder, TextKind
+from tests.helpers.cli import train_eval_app
 
 BITEXT_INTENTS = {
     "cancel_order", "change_order", "change_shipping_address", "check_cancellation_fee",
@@ -280,12 +282,17 @@ def test_every_label_keeps_a_training_message_even_when_tiny() -> None:
     assert {"a", "b"} <= {["a", "a", "a", "b"][i] for i in split.train}
 
 
+def train_fast(data: LabelledTexts, cache: Path) -> IntentTrainResult:
+    """The intent head trained on `data` with the hash embedder and the fast settings."""
+    return train_intent(data, HashEmbedder(), cache, FAST, progress=False)
+
+
 @pytest.mark.unit
 def test_training_on_generated_messages_reaches_high_held_out_accuracy(
     tmp_path: Path, messages_csv: Path
 ) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    result = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False)
+    result = train_fast(data, tmp_path / "cache")
     assert result.metrics["test_accuracy_argmax"] >= 0.9
     assert result.metrics["test_messages"] == 12
     assert result.model.label_map["track_order"] == "order_status"
@@ -296,8 +303,8 @@ def test_training_on_generated_messages_reaches_high_held_out_accuracy(
 @pytest.mark.unit
 def test_training_is_reproducible(tmp_path: Path, messages_csv: Path) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    first = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False)
-    second = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False)
+    first = train_fast(data, tmp_path / "cache")
+    second = train_fast(data, tmp_path / "cache")
     np.testing.assert_array_equal(first.model.arrays["w0"], second.model.arrays["w0"])
     assert first.metrics == second.metrics
 
@@ -306,7 +313,7 @@ def test_training_is_reproducible(tmp_path: Path, messages_csv: Path) -> None:
 def test_training_refuses_labels_with_too_few_messages(tmp_path: Path) -> None:
     data = LabelledTexts(["a", "b", "c", "d"], ["x", "x", "x", "y"], {})
     with pytest.raises(ValueError, match="fewer than 3"):
-        train_intent(data, HashEmbedder(), tmp_path, FAST, progress=False)
+        train_fast(data, tmp_path)
 
 
 @pytest.mark.unit
@@ -314,7 +321,7 @@ def test_a_saved_head_loads_automatically_and_predicts_the_same(
     tmp_path: Path, messages_csv: Path
 ) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    result = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False)
+    result = train_fast(data, tmp_path / "cache")
     folder = result.model.save(tmp_path / "data" / "artifacts")
     assert folder.name == "intent-v1" and (folder / "head.npz").is_file()
     assert latest_model_dir(tmp_path / "data" / "artifacts") == folder
@@ -337,7 +344,7 @@ def test_an_unsure_head_hands_the_message_to_the_fewshot_model(
     tmp_path: Path, messages_csv: Path
 ) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    head = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False).model
+    head = train_fast(data, tmp_path / "cache").model
     head.threshold = 1.01
     classifier = IntentClassifier(FewShotIntentModel(HashEmbedder()), head)
     result = classifier.classify("hello there")
@@ -348,7 +355,7 @@ def test_an_unsure_head_hands_the_message_to_the_fewshot_model(
 @pytest.mark.unit
 def test_a_head_trained_on_other_embeddings_is_refused(tmp_path: Path, messages_csv: Path) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    head = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False).model
+    head = train_fast(data, tmp_path / "cache").model
     folder = head.save(tmp_path / "artifacts")
 
     class Other(HashEmbedder):
@@ -366,7 +373,7 @@ def test_evaluation_uses_the_test_rows_the_training_held_out(
     tmp_path: Path, messages_csv: Path, fewshot: FewShotIntentModel
 ) -> None:
     data = read_labelled_texts(messages_csv, "msg", "lab")
-    head = train_intent(data, HashEmbedder(), tmp_path / "cache", FAST, progress=False).model
+    head = train_fast(data, tmp_path / "cache").model
     held_out = held_out_rows(data, head, None)
     assert held_out.rows.tolist() == head.meta["split"]["test_rows"]
     with pytest.raises(ValueError, match="split seed 0"):
@@ -397,11 +404,7 @@ def test_labels_that_are_no_shop_intents_cannot_score_the_fewshot_model() -> Non
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     monkeypatch.setenv("SHOPSIGHT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SHOPSIGHT_TEXT_EMBEDDER", "hash")
-    app, train_app, eval_app = typer.Typer(), typer.Typer(), typer.Typer()
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    intent_commands.register(train_app, eval_app)
-    return app
+    return train_eval_app(intent_commands.register)
 
 
 @pytest.mark.unit

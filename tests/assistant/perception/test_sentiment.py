@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from assistant.commands import sentiment as sentiment_commands
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -42,6 +41,7 @@ from assistant.training.sentiment import (
     train_head,
 )
 from retrieval.evaluation.classification import DataFormatError
+from tests.helpers.cli import train_eval_app
 
 # The first version's folder, where `train sentiment` saves when none exists yet.
 ARTIFACT_NAME = "sentiment-v1"
@@ -89,32 +89,23 @@ def isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
 
 
-def _cli() -> typer.Typer:
-    train_app, eval_app = typer.Typer(), typer.Typer()
-    sentiment_commands.register(train_app, eval_app)
-    app = typer.Typer()
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    return app
-
-
 @pytest.mark.unit
-def test_clearly_positive_and_negative_english_messages() -> None:
+@pytest.mark.parametrize(
+    ("positive_text", "negative_text", "language", "model", "positive_above"),
+    [
+        (POSITIVE_EN, NEGATIVE_EN, "en", "vader", 0.5),
+        (POSITIVE_ZH, NEGATIVE_ZH, "zh", "snownlp", 0.3),
+    ],
+    ids=["english", "chinese"],
+)
+def test_clearly_positive_and_negative_messages(
+    positive_text: str, negative_text: str, language: str, model: str, positive_above: float
+) -> None:
     analyzer = SentimentAnalyzer(use_trained=False)
-    positive, negative = analyzer.analyze_batch([POSITIVE_EN, NEGATIVE_EN])
-    assert (positive.label, positive.language, positive.model) == ("positive", "en", "vader")
-    assert positive.score > 0.5
-    assert (negative.label, negative.language, negative.model) == ("negative", "en", "vader")
-    assert negative.score < -0.5
-
-
-@pytest.mark.unit
-def test_clearly_positive_and_negative_chinese_messages() -> None:
-    analyzer = SentimentAnalyzer(use_trained=False)
-    positive, negative = analyzer.analyze_batch([POSITIVE_ZH, NEGATIVE_ZH])
-    assert (positive.label, positive.language, positive.model) == ("positive", "zh", "snownlp")
-    assert positive.score > 0.3
-    assert (negative.label, negative.language, negative.model) == ("negative", "zh", "snownlp")
+    positive, negative = analyzer.analyze_batch([positive_text, negative_text])
+    assert (positive.label, positive.language, positive.model) == ("positive", language, model)
+    assert positive.score > positive_above
+    assert (negative.label, negative.language, negative.model) == ("negative", language, model)
     assert negative.score < -0.5
 
 
@@ -354,13 +345,13 @@ def test_cli_trains_then_evaluates_held_out_products(reviews_csv: Path, tmp_path
     common = f"--data {reviews_csv} --text-col sentence --label-col label --group-col product"
     common += " --no-zh --embedder hash --json"
     train_args = f"train sentiment {common} --methods embedding-lexicon-lr --out {model}"
-    trained = runner.invoke(_cli(), train_args.split())
+    trained = runner.invoke(train_eval_app(sentiment_commands.register), train_args.split())
     assert trained.exit_code == 0, trained.output
     heads = json.loads(trained.stdout)["heads"]
     assert heads["en"]["accuracy"] >= 0.9
 
     eval_args = f"eval sentiment {common} --model all --model-dir {model} --out {reports}"
-    evaluated = runner.invoke(_cli(), eval_args.split())
+    evaluated = runner.invoke(train_eval_app(sentiment_commands.register), eval_args.split())
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
     assert report["metrics"]["en/trained/accuracy"] == pytest.approx(heads["en"]["accuracy"])
@@ -379,11 +370,13 @@ def test_cli_skips_a_baseline_identical_to_the_trained_head(
     common = f"--data {reviews_csv} --text-col sentence --label-col label --group-col product"
     common += " --no-zh --embedder hash --json"
     trained = runner.invoke(
-        _cli(), f"train sentiment {common} --methods embedding-lr --out {model}".split()
+        train_eval_app(sentiment_commands.register),
+        f"train sentiment {common} --methods embedding-lr --out {model}".split(),
     )
     assert trained.exit_code == 0, trained.output
     evaluated = runner.invoke(
-        _cli(), f"eval sentiment {common} --model-dir {model} --out {reports}".split()
+        train_eval_app(sentiment_commands.register),
+        f"eval sentiment {common} --model-dir {model} --out {reports}".split(),
     )
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
@@ -402,7 +395,7 @@ def test_cli_skips_a_baseline_identical_to_the_trained_head(
     ],
 )
 def test_cli_reports_bad_input_in_one_line(args: list[str], message: str) -> None:
-    result = CliRunner().invoke(_cli(), args)
+    result = CliRunner().invoke(train_eval_app(sentiment_commands.register), args)
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
@@ -412,10 +405,15 @@ def test_cli_reports_bad_input_in_one_line(args: list[str], message: str) -> Non
 def test_cli_refuses_unknown_columns_and_methods(reviews_csv: Path) -> None:
     runner = CliRunner()
     base = ["train", "sentiment", "--data", str(reviews_csv), "--no-zh"]
-    wrong_column = runner.invoke(_cli(), [*base, "--text-col", "review"])
+    wrong_column = runner.invoke(
+        train_eval_app(sentiment_commands.register), [*base, "--text-col", "review"]
+    )
     assert wrong_column.exit_code == 1
     assert "missing column" in wrong_column.output
-    wrong_method = runner.invoke(_cli(), [*base, "--text-col", "sentence", "--methods", "svm"])
+    wrong_method = runner.invoke(
+        train_eval_app(sentiment_commands.register),
+        [*base, "--text-col", "sentence", "--methods", "svm"],
+    )
     assert wrong_method.exit_code == 1
     assert "unknown method" in wrong_method.output
 
@@ -423,7 +421,9 @@ def test_cli_refuses_unknown_columns_and_methods(reviews_csv: Path) -> None:
 @pytest.mark.unit
 def test_cli_help_describes_both_commands() -> None:
     for command in ("train", "eval"):
-        result = CliRunner().invoke(_cli(), [command, "sentiment", "--help"])
+        result = CliRunner().invoke(
+            train_eval_app(sentiment_commands.register), [command, "sentiment", "--help"]
+        )
         assert result.exit_code == 0
         assert "--group-col" in result.output
         assert "--json" in result.output
@@ -460,7 +460,7 @@ def test_lexicon_baselines_on_real_held_out_reviews(
     reviews = shared_data / "product-reviews-en" / "dev.csv"
     args = f"eval sentiment --data {reviews} --text-col sentence --label-col label"
     args += f" --group-col product --model lexicon --no-zh --out {tmp_path / 'reports'} --json"
-    result = CliRunner().invoke(_cli(), args.split())
+    result = CliRunner().invoke(train_eval_app(sentiment_commands.register), args.split())
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     metrics = report["metrics"]

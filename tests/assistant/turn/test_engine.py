@@ -213,11 +213,18 @@ def cited(result: TurnResult) -> list[str]:
     return [c.source_id for c in result.citations]
 
 
+def photo_turn(
+    engine: Engine, perception: FakePerception, seen: PhotoEvidence, text: str = ""
+) -> TurnResult:
+    """A turn with a photo that perception reads as `seen`."""
+    perception.photo_result = seen
+    return turn(engine, text, image=photo_bytes())
+
+
 def test_a_confident_photo_shows_the_product_card_with_its_price(
     engine: Engine, perception: FakePerception
 ) -> None:
-    perception.photo_result = CONFIDENT
-    result = turn(engine, "Hi, what is this?", image=photo_bytes())
+    result = photo_turn(engine, perception, CONFIDENT, "Hi, what is this?")
     assert result.intent.intent is Intent.FIND_BY_PHOTO
     assert result.decision.action == "answer"
     [card] = result.products
@@ -232,8 +239,7 @@ def test_a_confident_photo_shows_the_product_card_with_its_price(
 def test_an_unsure_photo_asks_which_candidate_and_states_no_price(
     engine: Engine, perception: FakePerception
 ) -> None:
-    perception.photo_result = UNSURE
-    result = turn(engine, "What is this?", image=photo_bytes())
+    result = photo_turn(engine, perception, UNSURE, "What is this?")
     assert result.decision.action == "clarify"
     assert [c.product_id for c in result.products] == ["backpack-black", "backpack-blue"]
     assert all(c.reason == "possible match for the photo" for c in result.products)
@@ -246,8 +252,7 @@ def test_an_unsure_photo_asks_which_candidate_and_states_no_price(
 def test_picking_a_candidate_after_an_unsure_photo_answers_about_it(
     engine: Engine, perception: FakePerception
 ) -> None:
-    perception.photo_result = UNSURE
-    turn(engine, "What is this?", image=photo_bytes())
+    photo_turn(engine, perception, UNSURE, "What is this?")
     result = turn(engine, chosen_product_id="backpack-blue")
     assert result.decision.action == "answer"
     assert [c.product_id for c in result.products] == ["backpack-blue"]
@@ -258,8 +263,7 @@ def test_picking_a_candidate_after_an_unsure_photo_answers_about_it(
 def test_damage_words_with_a_photo_open_a_damaged_item_ticket(
     engine: Engine, perception: FakePerception
 ) -> None:
-    perception.photo_result = CONFIDENT
-    result = turn(engine, "The zipper is broken! Order #A12345", image=photo_bytes())
+    result = photo_turn(engine, perception, CONFIDENT, "The zipper is broken! Order #A12345")
     assert result.intent.intent is Intent.DAMAGED_WRONG_ITEM
     ticket = result.ticket
     assert ticket is not None
@@ -363,8 +367,7 @@ def test_asking_for_a_person_escalates_at_once(engine: Engine) -> None:
 
 
 def test_a_photo_without_text_is_a_photo_search(engine: Engine, perception: FakePerception) -> None:
-    perception.photo_result = CONFIDENT
-    result = turn(engine, image=photo_bytes())
+    result = photo_turn(engine, perception, CONFIDENT)
     assert result.intent.intent is Intent.FIND_BY_PHOTO
     assert result.intent.model == "photo-only" and result.sentiment.model == "none"
     assert result.products[0].product_id == "backpack-black"
@@ -394,6 +397,5 @@ def test_the_turn_hook_sees_the_stored_turn_and_its_photo(
         memory,
         on_turn=lambda result, image: seen.append((result.evidence_id, image is not None)),
     )
-    perception.photo_result = CONFIDENT
-    result = turn(engine, "What is this?", image=photo_bytes())
+    result = photo_turn(engine, perception, CONFIDENT, "What is this?")
     assert seen == [(result.evidence_id, True)]

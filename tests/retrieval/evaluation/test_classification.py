@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from retrieval.evaluation.classification import (
     evaluate_classifier,
     read_labelled_csv,
 )
+from tests.helpers.tables import write_csv
 
 pytestmark = pytest.mark.unit
 
@@ -33,14 +33,6 @@ def keyword_classifier(texts: list[str]) -> list[str]:
         else:
             predictions.append("refund")
     return predictions
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def test_accuracy_and_macro_f1_match_a_hand_computation() -> None:

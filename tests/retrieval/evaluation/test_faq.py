@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from assistant.commands import faq as faq_commands
 from typer.testing import CliRunner
 
@@ -27,6 +25,8 @@ from retrieval.evaluation.faq import (
     select_split,
 )
 from retrieval.search.hybrid import SearchFilters, SearchMode
+from tests.helpers.cli import train_eval_app
+from tests.helpers.tables import write_csv
 
 
 @dataclass
@@ -50,14 +50,6 @@ class ScriptedSearcher:
     ) -> list[Match]:
         self.calls.append((query, k, mode))
         return [Match(a) for a in self.rankings.get((mode, query), [])][:k]
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.mark.unit
@@ -175,12 +167,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_cli(*args: str) -> Any:
-    app = typer.Typer()
-    train_app, eval_app = typer.Typer(), typer.Typer()
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    faq_commands.register(train_app, eval_app)
-    return CliRunner().invoke(app, ["eval", "faq", *args])
+    return CliRunner().invoke(train_eval_app(faq_commands.register), ["eval", "faq", *args])
 
 
 @pytest.mark.integration

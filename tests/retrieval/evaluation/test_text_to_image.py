@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from assistant.commands import alignment as alignment_commands
 from PIL import Image
 from typer.testing import CliRunner
@@ -28,6 +27,7 @@ from retrieval.evaluation.text_to_image import (
 )
 from retrieval.training.align import AlignmentConfig, AlignmentDataError, load_alignment_data
 from tests.conftest import TinyImageEncoder, distinct_colours, make_image
+from tests.helpers.cli import train_eval_app
 
 COLOUR_NAMES = ["crimson", "lime", "azure", "amber", "violet"]
 FAST = AlignmentConfig(hidden=0, epochs=60, patience=15, lr=1e-2, batch_size=64)
@@ -161,15 +161,6 @@ def test_separate_test_data_is_measured_after_training_on_all_of_data(tmp_path: 
     assert report.metrics["cross_modal.class_map"] > report.metrics["random.class_map"]
 
 
-def _cli() -> typer.Typer:
-    app = typer.Typer()
-    train_app, eval_app = typer.Typer(), typer.Typer()
-    alignment_commands.register(train_app, eval_app)
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    return app
-
-
 @pytest.mark.unit
 def test_eval_command_writes_reports_and_prints_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -181,15 +172,20 @@ def test_eval_command_writes_reports_and_prints_json(
     folder = make_colour_folder(tmp_path / "photos", per_class=6)
     args = ["eval", "text-to-image", "--data", str(folder), "--embedder", "hash", "--hidden", "0"]
     runner = CliRunner()
-    result = runner.invoke(_cli(), [*args, "--epochs", "10", "--json"])
+    result = runner.invoke(
+        train_eval_app(alignment_commands.register), [*args, "--epochs", "10", "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["task"] == "text-to-image" and payload["metrics"]["queries"] == 6
     assert (tmp_path / "data" / "reports" / "text-to-image.md").is_file()
-    table = runner.invoke(_cli(), [*args, "--epochs", "5", "--out", str(tmp_path / "r")])
+    table = runner.invoke(
+        train_eval_app(alignment_commands.register),
+        [*args, "--epochs", "5", "--out", str(tmp_path / "r")],
+    )
     assert table.exit_code == 0 and "cross_modal" in table.output
     assert (tmp_path / "r" / "text-to-image.json").is_file()
-    bad = runner.invoke(_cli(), [*args, "--folds", "20"])
+    bad = runner.invoke(train_eval_app(alignment_commands.register), [*args, "--folds", "20"])
     assert bad.exit_code == 1 and "too few" in bad.output and "Traceback" not in bad.output
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from assistant.commands import alignment as alignment_commands
 from PIL import Image
 from typer.testing import CliRunner
@@ -39,6 +38,7 @@ from retrieval.training.align import (
     train_head,
 )
 from tests.conftest import TinyImageEncoder, distinct_colours, make_image
+from tests.helpers.cli import train_eval_app
 
 COLOUR_NAMES = ["crimson", "lime", "azure", "amber"]
 FAST = AlignmentConfig(hidden=0, epochs=80, patience=15, lr=1e-2, batch_size=64)
@@ -202,8 +202,10 @@ class IdentitySpace:
         return np.stack([image.features for image in images])
 
 
-def fill_store(store: KnowledgeStore, embedder: HashEmbedder) -> None:
-    """Products whose texts never name a colour; their photos' vectors do."""
+def filled_store(path: Path) -> tuple[KnowledgeStore, HashEmbedder]:
+    """A store at `path` of products whose texts never name a colour; their photos' vectors do."""
+    embedder = HashEmbedder()
+    store = KnowledgeStore(path=path)
     products = {
         "p1": ("Evening gown", "dresses", "crimson"),
         "p2": ("Linen shirt", "shirts", "azure"),
@@ -235,13 +237,12 @@ def fill_store(store: KnowledgeStore, embedder: HashEmbedder) -> None:
             for pid in ids
         ],
     )
+    return store, embedder
 
 
 @pytest.mark.integration
 def test_fused_search_finds_products_by_their_photos_with_evidence(tmp_path: Path) -> None:
-    embedder = HashEmbedder()
-    store = KnowledgeStore(path=tmp_path / "chroma")
-    fill_store(store, embedder)
+    store, embedder = filled_store(tmp_path / "chroma")
     space = IdentitySpace()
     searcher = CrossModalSearcher(store, embedder, space, candidates=4)
     image_only = searcher.image_hits("crimson", k=2)
@@ -261,9 +262,7 @@ def test_fused_search_finds_products_by_their_photos_with_evidence(tmp_path: Pat
 
 @pytest.mark.integration
 def test_projected_index_projects_only_new_or_changed_images(tmp_path: Path) -> None:
-    embedder = HashEmbedder()
-    store = KnowledgeStore(path=tmp_path / "chroma")
-    fill_store(store, embedder)
+    store, embedder = filled_store(tmp_path / "chroma")
     space = IdentitySpace()
     searcher = CrossModalSearcher(store, embedder, space)
     searcher.search("azure")
@@ -312,15 +311,6 @@ def test_searcher_is_built_from_a_saved_head_and_absent_without_one(tmp_path: Pa
     assert searcher.search("crimson") == []
 
 
-def _cli() -> typer.Typer:
-    app = typer.Typer()
-    train_app, eval_app = typer.Typer(), typer.Typer()
-    alignment_commands.register(train_app, eval_app)
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    return app
-
-
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """SHOPSIGHT_DATA_DIR in tmp_path and thumbnail features instead of the CNN."""
@@ -337,7 +327,9 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_train_align_command_saves_the_artefact_and_reports_json(cli_env: Path) -> None:
     folder = make_colour_folder(cli_env / "photos", per_class=5)
     args = ["train", "align", "--data", str(folder), "--embedder", "hash", "--hidden", "0"]
-    result = CliRunner().invoke(_cli(), [*args, "--epochs", "20", "--json"])
+    result = CliRunner().invoke(
+        train_eval_app(alignment_commands.register), [*args, "--epochs", "20", "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     saved = Settings().artifacts_dir / "align-v1"
@@ -349,10 +341,21 @@ def test_train_align_command_saves_the_artefact_and_reports_json(cli_env: Path) 
 @pytest.mark.unit
 def test_train_align_command_gives_one_line_errors(cli_env: Path) -> None:
     runner = CliRunner()
-    missing = runner.invoke(_cli(), ["train", "align", "--data", str(cli_env / "nope")])
+    missing = runner.invoke(
+        train_eval_app(alignment_commands.register),
+        ["train", "align", "--data", str(cli_env / "nope")],
+    )
     assert missing.exit_code == 1 and "no such file" in missing.output
     assert "Traceback" not in missing.output
     folder = make_colour_folder(cli_env / "photos", per_class=2)
-    bad = runner.invoke(_cli(), ["train", "align", "--data", str(folder), "--embedder", "clip"])
+    bad = runner.invoke(
+        train_eval_app(alignment_commands.register),
+        ["train", "align", "--data", str(folder), "--embedder", "clip"],
+    )
     assert bad.exit_code == 1 and "unknown text embedder" in bad.output
-    assert "--flip" in runner.invoke(_cli(), ["train", "align", "--help"]).output
+    assert (
+        "--flip"
+        in runner.invoke(
+            train_eval_app(alignment_commands.register), ["train", "align", "--help"]
+        ).output
+    )

@@ -32,6 +32,7 @@ from retrieval.training.category import (
     load_labelled_images,
     train_category,
 )
+from tests.helpers.cli import train_eval_app
 
 PROJECT = Path(__file__).resolve().parents[3]
 SHARED_DATA = PROJECT.parent / "shared" / "data" / "clothing-small"
@@ -263,11 +264,7 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 def _cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: FeatureCache) -> typer.Typer:
     monkeypatch.setenv("SHOPSIGHT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(category_commands, "_encoder", lambda features: cache.encoder)
-    app, train_app, eval_app = typer.Typer(), typer.Typer(), typer.Typer()
-    category_commands.register(train_app, eval_app)
-    app.add_typer(train_app, name="train")
-    app.add_typer(eval_app, name="eval")
-    return app
+    return train_eval_app(category_commands.register)
 
 
 @pytest.mark.unit
