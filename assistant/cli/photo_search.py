@@ -1,8 +1,10 @@
-"""`shopsight train photo-match` (confidence calibration) and `shopsight eval photo-search`."""
+"""`shopsight train photo-match` (the learned photo embedding and its confidence) and
+`shopsight eval photo-search`."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,13 +51,13 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     eval_app.command("photo-search")(eval_photo_search_command)
 
 
-def _caches(settings: Settings) -> tuple[Any, Any]:
+def _caches(settings: Settings, encoder: Any = None) -> tuple[Any, Any]:
     """Catalogue features (the shared cache, default decode size) and query features (decoded at
-    the app's image size, as a customer upload is)."""
+    the app's image size, as a customer upload is), of `encoder` (default: the frozen one)."""
     from retrieval.encoders.features import FeatureCache
     from retrieval.encoders.registry import get_image_encoder
 
-    encoder = get_image_encoder()
+    encoder = encoder or get_image_encoder()
     root = settings.data_dir / "cache"
     return FeatureCache(root, encoder), FeatureCache(
         root, encoder, settings.max_image_pixels, settings.max_image_side
@@ -83,21 +85,38 @@ def _category_predictor(settings: Settings, wanted: bool) -> Any:
 def train_photo_match_command(
     data: CatalogueOption,
     products: Annotated[
-        int, typer.Option(min=20, help="Products sampled (seeded) from DATA to calibrate on.")
-    ] = 341,
+        int | None,
+        typer.Option(
+            min=20,
+            help="Products sampled (seeded) from DATA (default: all of them when learning, "
+            "341 with --calibrate-only).",
+        ),
+    ] = None,
     sample_seed: Annotated[int, typer.Option(help="Seed of the product sample.")] = 0,
     seed: Annotated[
         int, typer.Option(help="Simulation seed; differs from the evaluation's by default.")
     ] = DEFAULT_SEED + 1,
     precision: Annotated[
         float, typer.Option(min=0.5, max=0.999, help="Precision the threshold must reach.")
-    ] = 0.9,
+    ] = 0.98,
+    learn: Annotated[
+        bool,
+        typer.Option(
+            "--learn/--calibrate-only",
+            help="Learn the photo embedding from the catalogue's images (default), or only fit "
+            "the confidence of the frozen matcher.",
+        ),
+    ] = True,
+    views: Annotated[int, typer.Option(min=1, help="Training views per catalogue image.")] = 8,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the embedding.")] = 10,
     category_model: CategoryOption = False,
     out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fit the photo-match confidence and its "not sure" threshold on simulated customer photos
-    of a training catalogue; saves a new `photo-match-vN` (loaded automatically afterwards)."""
+    """Learn the photo embedding from the catalogue's own images (customer-photo-like views,
+    every other catalogue image a negative) and fit its confidence and "not sure" threshold on
+    simulated customer photos; saves a new `photo-embed-vN` (or, with --calibrate-only, a
+    `photo-match-vN` for the frozen matcher), loaded automatically afterwards."""
     from retrieval.evaluation.photo_search import load_catalogue, sample_products
     from retrieval.search.photo import MatcherConfig
     from retrieval.simulate import SimulationProtocol
@@ -106,8 +125,11 @@ def train_photo_match_command(
     settings = Settings()
     started = time.perf_counter()
     with user_errors(ImageRejected):
-        catalogue = sample_products(load_catalogue(data), products, sample_seed)
-        cache, query_cache = _caches(settings)
+        wanted = products or (10**9 if learn else 341)
+        catalogue = sample_products(load_catalogue(data), wanted, sample_seed)
+        learned = _learn_embedding(settings, catalogue, views, epochs, as_json) if learn else None
+        encoder = learned[0] if learned else None
+        cache, query_cache = _caches(settings, encoder)
         config = MatcherConfig()
         protocol = SimulationProtocol(seed=seed)
         predictor = _category_predictor(settings, category_model)
@@ -132,9 +154,20 @@ def train_photo_match_command(
             "protocol": protocol.describe(),
             "target_precision": precision,
             "metrics": metrics,
-            "seconds": round(time.perf_counter() - started, 1),
         }
-        folder = save_artefact(calibrator, config, meta, out or settings.artifacts_dir)
+        if learned is None:
+            meta["seconds"] = round(time.perf_counter() - started, 1)
+            folder = save_artefact(calibrator, config, meta, out or settings.artifacts_dir)
+        else:
+            from retrieval.training.photo_embedding import save_trained_matcher
+
+            _, head, training_config, training_metrics = learned
+            meta["config"] = asdict(config)
+            meta["training_metrics"] = training_metrics
+            meta["seconds"] = round(time.perf_counter() - started, 1)
+            folder = save_trained_matcher(
+                head, calibrator, training_config, meta, out or settings.artifacts_dir
+            )
     if as_json:
         print_json({"model": str(folder), "calibrator": calibrator.model_dump(), **meta})
         return
@@ -145,7 +178,31 @@ def train_photo_match_command(
         f"{metrics['confident_precision']:.3f}, on {metrics['absent_confident_rate']:.1%} of "
         "unlisted ones"
     )
-    console.print(f"Saved {folder}")
+    console.print(f"Saved {folder} in {meta['seconds']:.0f} s")
+
+
+def _learn_embedding(
+    settings: Settings, catalogue: Any, views: int, epochs: int, quiet: bool
+) -> tuple[Any, Any, Any, dict[str, float]]:
+    """Stage features of the catalogue and its training views, then the fitted head; returns
+    (encoder named for the next version, head, config, metrics)."""
+    from retrieval import artifacts
+    from retrieval.encoders.features import FeatureCache
+    from retrieval.encoders.registry import get_stage_encoder
+    from retrieval.heads.photo_embedding import ARTEFACT, TrainedPhotoEncoder
+    from retrieval.training.augment import TrainingAugmenter
+    from retrieval.training.photo_embedding import EmbeddingConfig, fit_head, training_features
+
+    stages = get_stage_encoder()
+    config = EmbeddingConfig(views=views, epochs=epochs)
+    cache = FeatureCache(settings.data_dir / "cache", stages)
+    clean, augmented = training_features(
+        catalogue.paths, cache, TrainingAugmenter(seed=config.seed), views, progress=not quiet
+    )
+    head, metrics = fit_head(clean, augmented, config, progress=not quiet)
+    out = settings.artifacts_dir
+    version = artifacts.next_folder(out, ARTEFACT).name.rsplit("-", 1)[-1]
+    return TrainedPhotoEncoder(stages, head, f"{ARTEFACT}-{version}"), head, config, metrics
 
 
 def eval_photo_search_command(
@@ -162,20 +219,34 @@ def eval_photo_search_command(
         int, typer.Option(help="Seed of the simulated customer photos (retrieval/simulate.py).")
     ] = DEFAULT_SEED,
     category_model: CategoryOption = False,
+    frozen: Annotated[
+        bool,
+        typer.Option(
+            "--frozen", help="Evaluate the frozen matcher even when a trained one exists."
+        ),
+    ] = False,
     out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Photo → product search on a catalogue: recall@1/5/10, MRR and how well the "not sure"
     threshold separates right matches from wrong and unlisted ones."""
+    from retrieval.encoders.registry import get_stage_encoder
     from retrieval.evaluation.photo_search import evaluate_photo_search, load_catalogue
-    from retrieval.search.photo import load_artefact
+    from retrieval.heads.photo_embedding import load_trained_matcher
+    from retrieval.search.photo import MatcherConfig, load_artefact
     from retrieval.simulate import SimulationProtocol
 
     settings = Settings()
     with user_errors(ImageRejected):
         catalogue = load_catalogue(data)
-        cache, query_cache = _caches(settings)
-        trained = load_artefact(settings.artifacts_dir)
+        learned = None if frozen else load_trained_matcher(settings.artifacts_dir)
+        trained: tuple[Any, Any] | None
+        if learned is not None:
+            cache, query_cache = _caches(settings, learned.encoder(get_stage_encoder()))
+            trained = (learned.calibrator, MatcherConfig())
+        else:
+            cache, query_cache = _caches(settings)
+            trained = load_artefact(settings.artifacts_dir)
         report = evaluate_photo_search(
             cache.encoder,
             catalogue,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -17,9 +18,17 @@ from tqdm import tqdm
 from knowledge_base.folders import list_image_folder as list_image_folder
 from knowledge_base.images import load_image
 from knowledge_base.schema import file_hash
-from retrieval.encoders.image import ImageEncoder
 
 View = Callable[[Image.Image], Image.Image]
+
+
+class Embedder(Protocol):
+    """Any image model with a stable name (the cache key), a width and a batch call."""
+
+    name: str
+    dim: int
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
 
 class FeatureCache:
@@ -28,7 +37,7 @@ class FeatureCache:
     def __init__(
         self,
         root: Path,
-        encoder: ImageEncoder,
+        encoder: Embedder,
         max_pixels: int = 40_000_000,
         max_side: int = 512,
     ) -> None:

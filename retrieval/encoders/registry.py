@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from retrieval.encoders.image import ImageEncoder
+from retrieval.encoders.stages import StageEncoder
 from retrieval.encoders.static import StaticMiniLMEmbedder
 from retrieval.encoders.text import E5Embedder, HashEmbedder, MiniLMEmbedder, TextEmbedder
 
@@ -49,3 +50,8 @@ def get_text_embedder(name: str, cache_dir: Path | None = None) -> TextEmbedder:
 def get_image_encoder() -> ImageEncoder:
     """The EfficientNet-Lite0 encoder, loaded on first use."""
     return _once("image", ImageEncoder)
+
+
+def get_stage_encoder() -> StageEncoder:
+    """The multi-stage EfficientNet-Lite0 features the trained photo matcher reads."""
+    return _once("image-stages", StageEncoder)

@@ -161,12 +161,7 @@ def save_artefact(
     """Write a new `photo-match-vN/`: weights as .npz, everything else in meta.json; returns it."""
 
     def write_weights(folder: Path) -> None:
-        np.savez(
-            folder / WEIGHTS_FILE,
-            coef=np.asarray(calibrator.coef),
-            intercept=np.asarray([calibrator.intercept]),
-            threshold=np.asarray([calibrator.threshold]),
-        )
+        write_calibrator(folder, calibrator)
 
     payload = {
         "format": ARTEFACT,
@@ -175,3 +170,13 @@ def save_artefact(
         **meta,
     }
     return artifacts.save(artifacts_dir, ARTEFACT, write_weights, payload)
+
+
+def write_calibrator(folder: Path, calibrator: MatchCalibrator) -> None:
+    """The calibrator's weights as `folder/calibrator.npz` (read by `load_calibrator`)."""
+    np.savez(
+        folder / WEIGHTS_FILE,
+        coef=np.asarray(calibrator.coef),
+        intercept=np.asarray([calibrator.intercept]),
+        threshold=np.asarray([calibrator.threshold]),
+    )

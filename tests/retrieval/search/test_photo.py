@@ -389,7 +389,17 @@ def test_cli_trains_then_evaluates_with_the_trained_calibrator(
     runner, app = _cli(tmp_path, monkeypatch)
     shop = _folder_catalogue(tmp_path / "shop", 12)
     trained = runner.invoke(
-        app, ["train", "photo-match", "--data", str(shop), "--products", "20", "--json"]
+        app,
+        [
+            "train",
+            "photo-match",
+            "--data",
+            str(shop),
+            "--products",
+            "20",
+            "--calibrate-only",
+            "--json",
+        ],
     )
     assert trained.exit_code == 0, trained.output
     model = json.loads(trained.stdout)

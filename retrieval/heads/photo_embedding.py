@@ -1,0 +1,109 @@
+"""The photo embedding learned from the shop's own catalogue, run in NumPy at serving time.
+
+A projection head over pooled EfficientNet stage features (`retrieval.encoders.stages`):
+a linear map plus a small GELU network, added and L2-normalised. `retrieval.training.
+photo_embedding` fits it contrastively on customer-photo-like views of the catalogue and saves
+it with the confidence calibrated for it as `photo-embed-vN/`; `TrainedPhotoEncoder` is then a
+drop-in `ImageEmbedder` whose name carries the version, so vectors of two models never mix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from retrieval import artifacts
+from retrieval.encoders.text import l2_normalise
+from retrieval.heads.photo_matcher import MatchCalibrator, load_calibrator
+
+ARTEFACT = "photo-embed"
+HEAD_FILE = "head.npz"
+
+
+class StageFeatures(Protocol):
+    name: str
+    dim: int
+
+    def stage_features(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+def gelu(values: np.ndarray) -> np.ndarray:
+    """The tanh form of GELU, the one the head is trained with, so NumPy and torch agree."""
+    return (
+        0.5 * values * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (values + 0.044715 * values**3)))
+    )
+
+
+@dataclass(frozen=True)
+class PhotoEmbeddingHead:
+    """`linear @ x + w2 @ gelu(w1 @ x + b1) + b2`, L2-normalised."""
+
+    linear: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.linear.shape[0])
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float32)
+        out = x @ self.linear.T + gelu(x @ self.w1.T + self.b1) @ self.w2.T + self.b2
+        return l2_normalise(out.astype(np.float32))
+
+    def save(self, path: Path) -> None:
+        np.savez(path, linear=self.linear, w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2)
+
+    @classmethod
+    def load(cls, path: Path) -> PhotoEmbeddingHead:
+        with np.load(path) as weights:
+            return cls(**{k: np.asarray(weights[k], dtype=np.float32) for k in weights.files})
+
+
+class TrainedPhotoEncoder:
+    """Stage features → the learned head: an `ImageEmbedder` named after its artefact version."""
+
+    def __init__(self, stages: StageFeatures, head: PhotoEmbeddingHead, name: str) -> None:
+        self.stages = stages
+        self.head = head
+        self.name = name
+        self.dim = head.dim
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.head(self.stages.stage_features(images))
+
+
+@dataclass(frozen=True)
+class TrainedMatcher:
+    """What one `photo-embed-vN/` holds: the head, its calibrator, and its meta.json."""
+
+    folder: Path
+    head: PhotoEmbeddingHead
+    calibrator: MatchCalibrator
+    meta: dict[str, Any]
+
+    @property
+    def encoder_name(self) -> str:
+        return f"{ARTEFACT}-{self.folder.name.rsplit('-', 1)[-1]}"
+
+    def encoder(self, stages: StageFeatures) -> TrainedPhotoEncoder:
+        return TrainedPhotoEncoder(stages, self.head, self.encoder_name)
+
+
+def load_trained_matcher(artifacts_dir: Path) -> TrainedMatcher | None:
+    """The newest complete `photo-embed-vN/`, or None (the frozen matcher is used then)."""
+    folder = artifacts.latest(artifacts_dir, ARTEFACT)
+    if folder is None or not (folder / HEAD_FILE).is_file():
+        return None
+    calibrator, meta = load_calibrator(folder)
+    return TrainedMatcher(folder, PhotoEmbeddingHead.load(folder / HEAD_FILE), calibrator, meta)
