@@ -25,13 +25,18 @@ from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
 from assistant.turn.safety import Limits
 from assistant.turn.schemas import TurnResult
 from knowledge_base.ingest import IngestOptions, Ingestor
+from knowledge_base.mirror import MirrorReport, PathEmbedder, is_synced, sync_mirror
 from knowledge_base.store import HnswSettings, KnowledgeStore
+from retrieval.encoders.features import FeatureCache
 from retrieval.encoders.image import ImageEncoder
-from retrieval.encoders.registry import get_image_encoder, get_text_embedder
+from retrieval.encoders.registry import get_image_encoder, get_stage_encoder, get_text_embedder
 from retrieval.encoders.text import TextEmbedder
 from retrieval.heads.category import CategoryClassifier, load_latest
+from retrieval.heads.photo_embedding import ARTEFACT as PHOTO_EMBED
+from retrieval.heads.photo_embedding import TrainedMatcher, load_trained_matcher
 from retrieval.search.hybrid import HybridSearcher, SearchFilters
 from retrieval.search.photo import (
+    MatcherConfig,
     MirroredStoreIndex,
     PhotoMatcher,
     PhotoSearchResult,
@@ -131,18 +136,69 @@ class Components:
 
     @cached_property
     def image_index(self) -> StoreImageIndex | MirroredStoreIndex:
-        """Where photo search looks for images: the HNSW graph, or an exact in-memory copy."""
+        """Where the frozen matcher looks for images: the HNSW graph, or an exact copy."""
+        return self._image_index(self.store, ImageEncoder.name)
+
+    def _image_index(
+        self, store: KnowledgeStore, encoder_name: str
+    ) -> StoreImageIndex | MirroredStoreIndex:
         if self.settings.photo_index == "exact":
-            return MirroredStoreIndex(self.store, ImageEncoder.name)
-        return StoreImageIndex(self.store, ImageEncoder.name)
+            return MirroredStoreIndex(store, encoder_name)
+        return StoreImageIndex(store, encoder_name)
+
+    @cached_property
+    def trained_photo(self) -> TrainedMatcher | None:
+        """The newest `photo-embed-vN` that `shopsight train photo-match` saved, if any."""
+        return load_trained_matcher(self.settings.artifacts_dir)
+
+    def photo_model_in_use(self) -> str:
+        """The encoder photo search uses: the trained matcher once the store holds its vectors
+        of every image (`shopsight kb reembed`), the frozen encoder until then."""
+        trained = self.trained_photo
+        if trained is not None and is_synced(
+            self.store, trained.encoder_name, trained.encoder_name
+        ):
+            return trained.encoder_name
+        return ImageEncoder.name
+
+    def _photo_embedder(self, trained: TrainedMatcher) -> PathEmbedder:
+        """Catalogue files → trained vectors, through the stage-feature cache that training
+        filled, decoded as training decoded them, so re-embedding a trained catalogue is cheap."""
+        cache = FeatureCache(self.settings.data_dir / "cache", get_stage_encoder())
+        return lambda paths: trained.head(cache.features(paths, progress=False))
+
+    def sync_photo_vectors(self, progress: bool | None = None) -> MirrorReport | None:
+        """Embed the stored images with the trained matcher (resuming a killed run) and drop the
+        vectors of older trained versions; None when no trained matcher exists."""
+        trained = self.trained_photo
+        if trained is None:
+            return None
+        name = trained.encoder_name
+        report = sync_mirror(
+            self.store,
+            name,
+            name,
+            self._photo_embedder(trained),
+            progress=self.progress if progress is None else progress,
+        )
+        for space in self.store.mirror_spaces():
+            if space != name and space.startswith(PHOTO_EMBED):
+                self.store.drop_mirror(space)
+        return report
 
     def _images_changed(self) -> None:
-        """This process wrote image records: an exact copy must be reloaded before next use."""
-        if isinstance(self.image_index, MirroredStoreIndex):
-            self.image_index.refresh()
+        """This process wrote image records: the trained vectors follow them, and exact copies
+        must be reloaded before next use."""
+        if self.trained_photo is not None and self.photo_model_in_use() != ImageEncoder.name:
+            self.sync_photo_vectors()
+        built = [self.__dict__.get("image_index"), self.__dict__.get("photo_matcher")]
+        for index in (getattr(part, "index", part) for part in built):
+            if isinstance(index, MirroredStoreIndex):
+                index.refresh()
 
     @cached_property
     def photo_matcher(self) -> PhotoMatcher:
+        """The trained matcher when its vectors are in the store, else the frozen one."""
         classifier = self.category_classifier
         predictor = None
         if classifier is not None:
@@ -150,13 +206,25 @@ class Components:
             def predictor(images: Sequence[Image.Image]) -> list[tuple[str, float]]:
                 return [(p.label, p.confidence) for p in classifier.predict(images)]
 
-        calibrator, config = load_artefact(self.settings.artifacts_dir) or (None, None)
+        trained = self.trained_photo
+        if trained is not None and self.photo_model_in_use() == trained.encoder_name:
+            name = trained.encoder_name
+            config = dict(trained.meta.get("config", {}))
+            config["views"] = tuple(config.get("views", MatcherConfig.views))
+            return PhotoMatcher(
+                self._image_index(self.store.mirror(name), name),
+                trained.encoder(get_stage_encoder()),
+                category_predictor=predictor,
+                calibrator=trained.calibrator,
+                config=MatcherConfig(**config),
+            )
+        calibrator, frozen_config = load_artefact(self.settings.artifacts_dir) or (None, None)
         return PhotoMatcher(
             self.image_index,
             self.image_encoder,
             category_predictor=predictor,
             calibrator=calibrator,
-            config=config,
+            config=frozen_config,
         )
 
     def search_photo(

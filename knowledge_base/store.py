@@ -7,8 +7,9 @@ never tries to download its default model.
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
@@ -20,6 +21,8 @@ from knowledge_base.offline import enforce_offline, require
 
 CollectionKind = Literal["products", "images", "articles"]
 COLLECTION_KINDS: tuple[CollectionKind, ...] = ("products", "images", "articles")
+MIRROR_SEPARATOR = "__"
+"""`{prefix}__{space}_images` holds the image vectors of another model (see `mirror`)."""
 Where = Mapping[str, Any]
 
 
@@ -185,6 +188,52 @@ class KnowledgeStore:
         return (self.collection(kind).metadata or {}).get("encoder")
 
     @_reachable
+    def mark(self, kind: CollectionKind, values: Mapping[str, str | int | float | bool]) -> None:
+        """Add `values` to a collection's own metadata (say, that a rebuild finished)."""
+        collection = self.collection(kind)
+        collection.modify(metadata={**(collection.metadata or {}), **values})
+
+    def marks(self, kind: CollectionKind) -> dict[str, Any]:
+        """A collection's own metadata: its encoder and what `mark` added."""
+        return dict(self.collection(kind).metadata or {})
+
+    # --- mirrors: the image vectors of a second model, kept beside the originals -------------
+
+    def mirror(self, space: str) -> KnowledgeStore:
+        """The same client with collections named `{prefix}__{space}_*`.
+
+        The trained photo matcher keeps its own vectors of the stored images here, so the
+        originals (which Grad-CAM and a catalogue without a trained model use) stay as they are.
+        Deleting images from this store deletes them from every mirror too, and `reset` drops
+        the mirrors; what is added is copied by whoever owns the mirror's model.
+        """
+        if not space or MIRROR_SEPARATOR in space:
+            raise ValueError(f"a mirror space is a name without {MIRROR_SEPARATOR!r}: {space!r}")
+        other = copy.copy(self)
+        other.prefix = f"{self.prefix}{MIRROR_SEPARATOR}{space}"
+        other._collections = {}
+        return other
+
+    @_reachable
+    def mirror_spaces(self) -> list[str]:
+        """The spaces of the image mirrors of this store that exist."""
+        lead, tail = f"{self.prefix}{MIRROR_SEPARATOR}", "_images"
+        return sorted(
+            name[len(lead) : -len(tail)]
+            for name in (c.name for c in self.client.list_collections())
+            if name.startswith(lead) and name.endswith(tail) and len(name) > len(lead + tail)
+        )
+
+    @_reachable
+    def drop_mirror(self, space: str) -> None:
+        """Delete one mirror's collections."""
+        mirror = self.mirror(space)
+        existing = {c.name for c in self.client.list_collections()}
+        for kind in COLLECTION_KINDS:
+            if f"{mirror.prefix}_{kind}" in existing:
+                self.client.delete_collection(f"{mirror.prefix}_{kind}")
+
+    @_reachable
     def stored_hashes(self, kind: CollectionKind, ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the records among `ids` that exist already."""
         return {
@@ -262,7 +311,27 @@ class KnowledgeStore:
             raise ValueError("delete needs ids or a where filter")
         if doomed:
             collection.delete(ids=doomed)
+            if kind == "images" and MIRROR_SEPARATOR not in self.prefix:
+                for space in self.mirror_spaces():
+                    self.mirror(space).collection("images").delete(ids=doomed)
         return len(doomed)
+
+    @_reachable
+    def scan(self, kind: CollectionKind, page: int = 5_000) -> Iterator[Hit]:
+        """Every record with its document and metadata, a page at a time (score 0)."""
+        collection = self.collection(kind)
+        offset = 0
+        while True:
+            found = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            if not found["ids"]:
+                return
+            for record_id, document, meta in zip(
+                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=False
+            ):
+                yield Hit(
+                    id=record_id, score=0.0, document=document or "", metadata=dict(meta or {})
+                )
+            offset += len(found["ids"])
 
     @_reachable
     def query(
@@ -317,7 +386,9 @@ class KnowledgeStore:
 
     @_reachable
     def reset(self) -> None:
-        """Drop the three collections (and nothing else on a shared server)."""
+        """Drop the three collections and their mirrors (and nothing else on a shared server)."""
+        for space in self.mirror_spaces():
+            self.drop_mirror(space)
         existing = {c.name for c in self.client.list_collections()}
         for kind in COLLECTION_KINDS:
             name = f"{self.prefix}_{kind}"

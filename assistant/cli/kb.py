@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -368,6 +369,31 @@ def kb_reset(
     )
 
 
+def kb_reembed(as_json: JsonOption = False) -> None:
+    """Embed the stored images with the newest trained photo matcher (`train photo-match` does
+    this itself; run it again after a killed run, it resumes). Photo search uses the trained
+    matcher once every image is done."""
+    with user_errors(), stdout_to_stderr():
+        components = build_components()
+        report = components.sync_photo_vectors(progress=not as_json)
+    if report is None:
+        error_line(
+            "no trained photo matcher yet: run `shopsight train photo-match --data CATALOGUE`"
+        )
+        raise typer.Exit(1)
+
+    def render() -> None:
+        console.print(
+            f"Trained vectors ({report.space}): {report.embedded} images embedded, "
+            f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed "
+            f"in {report.seconds:.1f} s; photo search now uses {components.photo_model_in_use()}"
+        )
+        for problem in report.unreadable[:10]:
+            error_line(f"not embedded: {problem}")
+
+    emit({**asdict(report), "in_use": components.photo_model_in_use()}, as_json, render)
+
+
 def register(app: typer.Typer) -> None:
     kb_app = typer.Typer(help="Build, inspect and search the knowledge base.", no_args_is_help=True)
     kb_app.command("ingest")(kb_ingest)
@@ -375,4 +401,5 @@ def register(app: typer.Typer) -> None:
     kb_app.command("search")(kb_search)
     kb_app.command("delete")(kb_delete)
     kb_app.command("reset")(kb_reset)
+    kb_app.command("reembed")(kb_reembed)
     app.add_typer(kb_app, name="kb")

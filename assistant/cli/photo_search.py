@@ -17,6 +17,7 @@ from assistant.cli.common import (
     JsonOption,
     ReportsOutOption,
     emit_report,
+    err_console,
     print_json,
     user_errors,
 )
@@ -168,8 +169,16 @@ def train_photo_match_command(
             folder = save_trained_matcher(
                 head, calibrator, training_config, meta, out or settings.artifacts_dir
             )
+    reembedded = _reembed_store(settings, quiet=as_json) if learned and out is None else None
     if as_json:
-        print_json({"model": str(folder), "calibrator": calibrator.model_dump(), **meta})
+        print_json(
+            {
+                "model": str(folder),
+                "calibrator": calibrator.model_dump(),
+                **meta,
+                "reembedded": reembedded,
+            }
+        )
         return
     console.print(
         f"Calibrated on {catalogue.products} products (recall@1 {metrics['recall@1']:.3f}): "
@@ -179,6 +188,28 @@ def train_photo_match_command(
         "unlisted ones"
     )
     console.print(f"Saved {folder} in {meta['seconds']:.0f} s")
+    if reembedded is not None:
+        console.print(
+            f"Stored images re-embedded with {reembedded['space']}: {reembedded['embedded']} "
+            f"new, {reembedded['unchanged']} already done, in {reembedded['seconds']:.0f} s"
+        )
+
+
+def _reembed_store(settings: Settings, quiet: bool) -> dict[str, Any] | None:
+    """Re-embed the store's images with the model just saved; a store that cannot be opened
+    now keeps the frozen matcher, and says how to finish later."""
+    from assistant.components import Components
+    from knowledge_base.store import StoreUnavailable
+
+    try:
+        report = Components(settings, progress=not quiet).sync_photo_vectors()
+    except StoreUnavailable as exc:
+        err_console.print(
+            f"[yellow]warning:[/] the model is saved but the stored images are not re-embedded "
+            f"({exc}); run `shopsight kb reembed` when the store is back"
+        )
+        return None
+    return asdict(report) if report else None
 
 
 def _learn_embedding(

@@ -54,7 +54,7 @@ class GridEncoder:
 
 
 def _cache(root: Path, encoder: GridEncoder) -> FeatureCache:
-    return FeatureCache(root, encoder)  # type: ignore[arg-type]
+    return FeatureCache(root, encoder)
 
 
 def _product_image(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
