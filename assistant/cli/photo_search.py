@@ -249,6 +249,19 @@ def eval_photo_search_command(
     seed: Annotated[
         int, typer.Option(help="Seed of the simulated customer photos (retrieval/simulate.py).")
     ] = DEFAULT_SEED,
+    products: Annotated[
+        int | None,
+        typer.Option(min=20, help="Evaluate on a seeded sample of this many products of DATA."),
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the product sample.")] = 0,
+    distractors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--distractors",
+            help="Another catalogue (file or image folder) whose products are indexed but never "
+            "asked for: how recall holds as the catalogue grows. Repeatable.",
+        ),
+    ] = None,
     category_model: CategoryOption = False,
     frozen: Annotated[
         bool,
@@ -262,7 +275,11 @@ def eval_photo_search_command(
     """Photo → product search on a catalogue: recall@1/5/10, MRR and how well the "not sure"
     threshold separates right matches from wrong and unlisted ones."""
     from retrieval.encoders.registry import get_stage_encoder
-    from retrieval.evaluation.photo_search import evaluate_photo_search, load_catalogue
+    from retrieval.evaluation.photo_search import (
+        evaluate_photo_search,
+        load_catalogue,
+        sample_products,
+    )
     from retrieval.heads.photo_embedding import load_trained_matcher
     from retrieval.search.photo import MatcherConfig, load_artefact
     from retrieval.simulate import SimulationProtocol
@@ -270,6 +287,10 @@ def eval_photo_search_command(
     settings = Settings()
     with user_errors(ImageRejected):
         catalogue = load_catalogue(data)
+        if products:
+            catalogue = sample_products(catalogue, products, sample_seed)
+        if distractors:
+            catalogue = catalogue.with_distractors([load_catalogue(p) for p in distractors])
         learned = None if frozen else load_trained_matcher(settings.artifacts_dir)
         trained: tuple[Any, Any] | None
         if learned is not None:

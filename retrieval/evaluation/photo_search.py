@@ -67,6 +67,8 @@ class Catalogue:
     paths: list[Path]
     source: str
     skipped: list[str] = field(default_factory=list)
+    queried: set[str] | None = None
+    """Products that get a simulated query (None: all of them; distractors get none)."""
 
     @property
     def products(self) -> int:
@@ -75,8 +77,29 @@ class Catalogue:
     def first_images(self) -> dict[str, Path]:
         first: dict[str, Path] = {}
         for product_id, path in zip(self.product_ids, self.paths, strict=True):
-            first.setdefault(product_id, path)
+            if self.queried is None or product_id in self.queried:
+                first.setdefault(product_id, path)
         return first
+
+    def with_distractors(self, others: Sequence[Catalogue]) -> Catalogue:
+        """This catalogue plus products that are indexed but never asked for (ids prefixed
+        `distractor<n>:` so they cannot collide): how recall holds as the catalogue grows."""
+        merged = Catalogue(
+            list(self.product_ids),
+            list(self.categories),
+            list(self.titles),
+            list(self.paths),
+            self.source,
+            list(self.skipped),
+            queried=set(self.queried or self.product_ids),
+        )
+        for number, other in enumerate(others, start=1):
+            merged.product_ids += [f"distractor{number}:{pid}" for pid in other.product_ids]
+            merged.categories += other.categories
+            merged.titles += other.titles
+            merged.paths += other.paths
+            merged.source += f" + {other.source}"
+        return merged
 
     def subset(self, product_ids: Sequence[str]) -> Catalogue:
         keep = set(product_ids)
@@ -88,6 +111,7 @@ class Catalogue:
             [self.paths[i] for i in rows],
             self.source,
             list(self.skipped),
+            None if self.queried is None else self.queried & keep,
         )
 
 
@@ -303,6 +327,7 @@ def evaluate_photo_search(
     metrics = ranking_metrics([o.rank for o in outcomes], ks=(1, 5, 10))
     metrics.update(decision_metrics(outcomes))
     metrics["products"] = float(catalogue.products)
+    metrics["queried_products"] = float(len(queries.targets))
     metrics["catalogue_images"] = float(len(catalogue.paths))
     settings: dict[str, Any] = {
         "queries": queries.kind,

@@ -315,6 +315,22 @@ def test_evaluation_reports_recall_and_decisions(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_distractors_are_indexed_but_never_asked_for(tmp_path: Path) -> None:
+    catalogue = load_catalogue(_folder_catalogue(tmp_path / "shop"))
+    others = load_catalogue(_folder_catalogue(tmp_path / "others", 5))
+    grown = catalogue.with_distractors([others])
+    assert grown.products == catalogue.products + others.products
+    assert set(grown.first_images()) == set(catalogue.first_images())
+    assert "distractor1:hats/item0" in grown.product_ids
+    assert sample_products(grown, 12, 0).queried is not None
+    encoder = GridEncoder()
+    cache = _cache(tmp_path / "cache", encoder)
+    report = evaluate_photo_search(encoder, grown, cache, cache, tmp_path / "r", progress=False)
+    assert report.metrics["queries"] == report.metrics["queried_products"] == catalogue.products
+    assert report.metrics["products"] == grown.products
+
+
+@pytest.mark.integration
 def test_calibration_on_a_training_catalogue(tmp_path: Path) -> None:
     catalogue = sample_products(load_catalogue(_folder_catalogue(tmp_path / "shop", 10)), 16, 0)
     assert catalogue.products == 16
