@@ -100,6 +100,14 @@ def train_photo_match_command(
     precision: Annotated[
         float, typer.Option(min=0.5, max=0.999, help="Precision the threshold must reach.")
     ] = 0.98,
+    max_absent: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Most of the photos of unlisted products that may be answered confidently.",
+        ),
+    ] = 0.05,
     learn: Annotated[
         bool,
         typer.Option(
@@ -144,6 +152,7 @@ def train_photo_match_command(
             precision,
             predictor,
             progress=not as_json,
+            max_absent=max_absent,
         )
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -154,6 +163,7 @@ def train_photo_match_command(
             "category_source": "model" if predictor else "catalogue vote",
             "protocol": protocol.describe(),
             "target_precision": precision,
+            "max_absent": max_absent,
             "metrics": metrics,
         }
         if learned is None:
@@ -262,6 +272,14 @@ def eval_photo_search_command(
             "asked for: how recall holds as the catalogue grows. Repeatable.",
         ),
     ] = None,
+    unlisted: Annotated[
+        Path | None,
+        typer.Option(
+            "--unlisted",
+            help="Another catalogue (file or image folder) of products this shop does not sell: "
+            "one simulated photo of each, how often a listed product is asserted for it.",
+        ),
+    ] = None,
     category_model: CategoryOption = False,
     frozen: Annotated[
         bool,
@@ -310,6 +328,7 @@ def eval_photo_search_command(
             category_predictor=_category_predictor(settings, category_model),
             protocol=SimulationProtocol(seed=seed),
             queries_dir=queries,
+            unlisted=load_catalogue(unlisted) if unlisted else None,
             progress=not as_json,
         )
 

@@ -12,16 +12,25 @@ Queries:
   photos of one product. With folder-catalogue ids (`dress/abc`) that is `DIR/dress/abc.jpg` or
   `DIR/dress/abc/1.jpg`. Files that name no catalogue product are listed and skipped.
 
+A product re-listed under another id with the very same photo (byte-identical files, as real
+catalogues have) cannot be told apart from it by any photo search, so a match to such a twin
+counts as right, and twins are removed together when the product is.
+
 Every query is also asked with its own product removed from the catalogue ("absent" queries):
 there the right answer is "not sure", so the report shows how often the assistant would name a
 wrong product for an item the shop does not list. The same present/absent pairs are the rows
 the confidence is calibrated on (`retrieval.training.photo_match`, run on training data).
+
+A product removed from the index was still seen by a matcher trained on this catalogue, so
+`--unlisted CATALOGUE` adds the honest case: simulated photos of another catalogue's products,
+never indexed and never trained on, each asked once (`unlisted_confident_rate`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +62,9 @@ METRICS_GUIDE = (
     "of these?'); confident_precision: share of those whose first match is right. "
     "absent_confident_rate: share of the same queries, asked with their product removed from "
     "the catalogue, still answered confidently (a wrong product asserted); mixed_precision: "
-    "precision of confident answers over listed and unlisted queries together (1:1)."
+    "precision of confident answers over listed and unlisted queries together (1:1). "
+    "unlisted_confident_rate: share of photos of another catalogue's products (never indexed, "
+    "never trained on) answered confidently."
 )
 
 
@@ -100,6 +111,19 @@ class Catalogue:
             merged.paths += other.paths
             merged.source += f" + {other.source}"
         return merged
+
+    def twins(self) -> dict[str, set[str]]:
+        """Per product, the other products with a byte-identical image (re-listings)."""
+        owners: dict[str, set[str]] = {}
+        for product_id, path in zip(self.product_ids, self.paths, strict=True):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            owners.setdefault(digest, set()).add(product_id)
+        twins: dict[str, set[str]] = {}
+        for group in owners.values():
+            for product_id in group:
+                if len(group) > 1:
+                    twins.setdefault(product_id, set()).update(group - {product_id})
+        return twins
 
     def subset(self, product_ids: Sequence[str]) -> Catalogue:
         keep = set(product_ids)
@@ -268,21 +292,42 @@ class QueryOutcome:
 
 
 def run_queries(
-    matcher: PhotoMatcher, queries: QuerySet, k: int = 10, progress: bool = True
+    matcher: PhotoMatcher,
+    queries: QuerySet,
+    k: int = 10,
+    progress: bool = True,
+    twins: Mapping[str, set[str]] | None = None,
 ) -> list[QueryOutcome]:
-    """Every query, present and absent; the category model (if any) sees the query's pixels."""
+    """Every query, present and absent; the category model (if any) sees the query's pixels.
+    A product's `twins` (re-listings of its photo) count as it and leave with it."""
     outcomes = []
     rows = list(zip(queries.paths, queries.targets, queries.views, strict=True))
     for path, target, views in tqdm(rows, desc="photo search", unit="query", disable=not progress):
         category = None
         if matcher.category_predictor is not None:
             category = matcher.category_predictor([queries.image(path)])[0]
+        same = {target, *(twins or {}).get(target, ())}
         present = matcher.match(views, k=k, category=category)
-        absent = matcher.match(views, k=k, where={"product_id": {"$ne": target}}, category=category)
+        absent = matcher.match(
+            views, k=k, where={"product_id": {"$nin": sorted(same)}}, category=category
+        )
         ranked = [m.product_id for m in present.matches]
-        rank = ranked.index(target) + 1 if target in ranked else None
+        rank = next((r for r, pid in enumerate(ranked, start=1) if pid in same), None)
         outcomes.append(QueryOutcome(target, rank, present, absent))
     return outcomes
+
+
+def unlisted_confident_rate(matcher: PhotoMatcher, queries: QuerySet) -> float:
+    """Share of photos of products the catalogue does not hold that are answered confidently."""
+    if not queries.targets:
+        return 0.0
+    confident = 0
+    for path, views in zip(queries.paths, queries.views, strict=True):
+        category = None
+        if matcher.category_predictor is not None:
+            category = matcher.category_predictor([queries.image(path)])[0]
+        confident += matcher.match(views, k=1, category=category).confident
+    return confident / len(queries.targets)
 
 
 def decision_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
@@ -311,6 +356,7 @@ def evaluate_photo_search(
     category_predictor: CategoryPredictor | None = None,
     protocol: SimulationProtocol | None = None,
     queries_dir: Path | None = None,
+    unlisted: Catalogue | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Index the catalogue, run every query, write `photo-search.{json,md}` under `out_dir`."""
@@ -323,12 +369,18 @@ def evaluate_photo_search(
         queries = simulated_queries(catalogue, query_cache, protocol, views, progress)
     else:
         queries = real_queries(queries_dir, catalogue, query_cache, views, progress)
-    outcomes = run_queries(matcher, queries, progress=progress)
+    twins = catalogue.twins()
+    outcomes = run_queries(matcher, queries, progress=progress, twins=twins)
     metrics = ranking_metrics([o.rank for o in outcomes], ks=(1, 5, 10))
+    metrics["relisted_products"] = float(len(twins))
     metrics.update(decision_metrics(outcomes))
     metrics["products"] = float(catalogue.products)
     metrics["queried_products"] = float(len(queries.targets))
     metrics["catalogue_images"] = float(len(catalogue.paths))
+    if unlisted is not None:
+        strangers = simulated_queries(unlisted, query_cache, protocol, views, progress)
+        metrics["unlisted_products"] = float(len(strangers.targets))
+        metrics["unlisted_confident_rate"] = unlisted_confident_rate(matcher, strangers)
     settings: dict[str, Any] = {
         "queries": queries.kind,
         "config": asdict(matcher.config),

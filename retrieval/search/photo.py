@@ -301,7 +301,11 @@ class PhotoSearchResult(BaseModel):
     confident: bool = Field(description="True when `confidence` reaches `threshold`.")
     confidence: float = Field(description="Calibrated P(the first match is the product shown).")
     threshold: float
-    margin: float = Field(0.0, description="Score of the first match minus that of the second.")
+    margin: float = Field(
+        0.0,
+        description="Score of the first match minus that of the best other product (listings "
+        "of the very same photo under another id do not count as other).",
+    )
     predicted_category: str | None = None
     category_confidence: float | None = None
     category_source: Literal["model", "catalogue", "none"] = "none"
@@ -383,11 +387,9 @@ class PhotoMatcher:
             [c.category == label for c in scored.candidates], dtype=np.float32
         )
         ranked = _best_per_product(scored.candidates, scores)
-        # Margin of each product over the best other one (a lone product: over nothing, i.e. 0).
-        product_scores = np.asarray([scores[i] for _, i in ranked] + [0.0])
-        margins = [
-            float(product_scores[r] - (product_scores[1] if r == 0 else product_scores[0]))
-            for r in range(min(k, len(ranked)))
+        top = float(scores[ranked[0][1]])
+        margins = [top - _runner_up(scored.candidates, scores, ranked)] + [
+            float(scores[i]) - top for _, i in ranked[1:k]
         ]
         facts = self.index.products([pid for pid, _ in ranked[:k]])
         matches = []
@@ -445,6 +447,23 @@ class PhotoMatcher:
             totals[label] = totals.get(label, 0.0) + float(weight)
         label = max(totals, key=lambda name: totals[name])
         return label, totals[label] / float(weights.sum())
+
+
+RELISTED_SIMILARITY = 0.9999
+"""Image vectors this close are the same photo: a product re-listed under another id."""
+
+
+def _runner_up(
+    candidates: Sequence[ImageCandidate], scores: np.ndarray, ranked: Sequence[tuple[str, int]]
+) -> float:
+    """Score of the best other product whose image is not the first one's photo re-listed
+    (0 when there is none): two listings of one photo are not rivals, so they do not make the
+    matcher unsure."""
+    first = candidates[ranked[0][1]].vector
+    for _, i in ranked[1:]:
+        if float(np.dot(candidates[i].vector, first)) < RELISTED_SIMILARITY:
+            return float(scores[i])
+    return 0.0
 
 
 def _best_per_product(

@@ -32,7 +32,13 @@ from retrieval.search.photo import (
     load_artefact,
 )
 from retrieval.simulate import SimulationProtocol
-from retrieval.training.photo_match import calibrate_photo_match, fit_calibrator, save_artefact
+from retrieval.training.photo_match import (
+    CalibrationRows,
+    calibrate_photo_match,
+    fit_calibrator,
+    save_artefact,
+    threshold_for_targets,
+)
 
 
 class GridEncoder:
@@ -195,13 +201,38 @@ def test_fitted_calibrator_ranks_strong_matches_higher() -> None:
     right = np.column_stack([rng.uniform(0.75, 0.95, 200), rng.uniform(0.05, 0.3, 200)])
     wrong = np.column_stack([rng.uniform(0.5, 0.8, 200), rng.uniform(0.0, 0.08, 200)])
     rows = np.column_stack([np.vstack([right, wrong]), np.ones(400)])
-    labels = np.concatenate([np.ones(200), np.zeros(200)])
-    calibrator, metrics = fit_calibrator(rows, labels, target_precision=0.9)
+    right_first = np.concatenate([np.ones(200), np.zeros(50)])
+    calibrator, metrics = fit_calibrator(
+        CalibrationRows(rows[:250], right_first, rows[250:]), target_precision=0.9
+    )
     assert metrics["auc"] > 0.95
     assert metrics["precision_at_threshold"] >= 0.9
+    assert metrics["absent_at_threshold"] <= 0.05
     assert calibrator.probability([0.9, 0.25, 1.0]) > calibrator.probability([0.6, 0.01, 1.0])
     with pytest.raises(ValueError, match="both"):
-        fit_calibrator(rows[:10], np.ones(10))
+        fit_calibrator(CalibrationRows(rows[:10], np.ones(10), np.zeros((0, 3))))
+
+
+@pytest.mark.unit
+def test_threshold_meets_the_precision_and_the_unlisted_share_apart() -> None:
+    present = np.asarray([0.9, 0.8, 0.7, 0.6])
+    right = np.asarray([1.0, 1.0, 0.0, 1.0])
+    absent = np.asarray([0.75, 0.5])
+    assert threshold_for_targets(present, right, absent, 0.9, 0.5) == 0.8
+    assert threshold_for_targets(present, right, absent, 0.6, 0.5) == 0.6
+    assert threshold_for_targets(present, right, absent, 0.6, 0.0) == 0.8
+    assert threshold_for_targets(present, np.zeros(4), absent, 0.9, 1.0) == 0.9
+
+
+@pytest.mark.unit
+def test_a_relisted_photo_is_not_a_rival() -> None:
+    vectors = np.stack([_unit(1, 0, 0), _unit(1, 0, 0), _unit(0.8, 0.6, 0)])
+    index = ArrayImageIndex(vectors, ["a", "a-again", "b"], ["hat"] * 3)
+    result = PhotoMatcher(index, GridEncoder()).match(np.stack([_unit(1, 0.05, 0)]), k=3)
+    assert {m.product_id for m in result.matches[:2]} == {"a", "a-again"}
+    assert result.margin == pytest.approx(
+        result.matches[0].similarity - result.matches[2].similarity, abs=1e-3
+    )
 
 
 @pytest.mark.unit
@@ -328,6 +359,51 @@ def test_distractors_are_indexed_but_never_asked_for(tmp_path: Path) -> None:
     report = evaluate_photo_search(encoder, grown, cache, cache, tmp_path / "r", progress=False)
     assert report.metrics["queries"] == report.metrics["queried_products"] == catalogue.products
     assert report.metrics["products"] == grown.products
+
+
+@pytest.mark.integration
+def test_a_relisted_twin_counts_as_the_product_and_leaves_with_it(tmp_path: Path) -> None:
+    shop = _folder_catalogue(tmp_path / "shop", 3)
+    (shop / "hats" / "again.png").write_bytes((shop / "hats" / "item0.png").read_bytes())
+    catalogue = load_catalogue(shop)
+    assert catalogue.twins() == {"hats/item0": {"hats/again"}, "hats/again": {"hats/item0"}}
+    encoder = GridEncoder()
+    cache = _cache(tmp_path / "cache", encoder)
+    report = evaluate_photo_search(
+        encoder,
+        catalogue,
+        cache,
+        cache,
+        tmp_path / "r",
+        protocol=SimulationProtocol(seed=3),
+        progress=False,
+    )
+    assert report.metrics["relisted_products"] == 2
+    missed = {m["product"] for m in report.details["misses (top-1 wrong)"]}
+    assert not missed & {"hats/item0", "hats/again"}
+
+
+@pytest.mark.integration
+def test_photos_of_products_not_sold_here_are_counted(tmp_path: Path) -> None:
+    catalogue = load_catalogue(_folder_catalogue(tmp_path / "shop", 3))
+    strangers = load_catalogue(_folder_catalogue(tmp_path / "others", 4))
+    encoder = GridEncoder()
+    cache = _cache(tmp_path / "cache", encoder)
+    rates = []
+    for threshold in (0.4, 0.6):
+        report = evaluate_photo_search(
+            encoder,
+            catalogue,
+            cache,
+            cache,
+            tmp_path / "r",
+            calibrator=MatchCalibrator(coef=[0, 0, 0], intercept=0, threshold=threshold),
+            unlisted=strangers,
+            progress=False,
+        )
+        assert report.metrics["unlisted_products"] == strangers.products
+        rates.append(report.metrics["unlisted_confident_rate"])
+    assert rates == [1.0, 0.0]
 
 
 @pytest.mark.integration

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.search.photo import MatchCalibrator, MatcherConfig, load_artefact
-from retrieval.training.photo_match import fit_calibrator, roc_auc, save_artefact
+from retrieval.training.photo_match import CalibrationRows, fit_calibrator, roc_auc, save_artefact
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,10 @@ def test_each_calibration_is_a_new_version_and_the_newest_loads(tmp_path: Path) 
     rng = np.random.default_rng(0)
     rows = np.column_stack([rng.uniform(0.5, 1.0, 200), rng.uniform(0, 0.2, 200), np.ones(200)])
     labels = (rows[:, 0] + rows[:, 1] > 0.85).astype(float)
-    calibrator, metrics = fit_calibrator(rows, labels, target_precision=0.9)
+    wrong = rows[labels == 0]
+    calibrator, metrics = fit_calibrator(
+        CalibrationRows(rows, labels, wrong), target_precision=0.9, max_absent=0.2
+    )
     first = save_artefact(
         MatchCalibrator(coef=[0, 0, 0], intercept=0, threshold=0.5),
         MatcherConfig(),
