@@ -3,10 +3,13 @@
     python bench/turn.py                         # 5 repeats
     python bench/turn.py --repeats 3 --json
     python bench/turn.py --workdir /tmp/turns    # keep the ingested shop for the next run
+    python bench/turn.py --catalogue catalogue3000.csv --workdir /tmp/turns3k
 
 Builds `Components` over a temporary data folder (or `--workdir`) with the demo shop ingested
 and the trained heads of `--artifacts` (default: SHOPSIGHT_DATA_DIR/artifacts) linked in, so the
-models that answer are those of the app. It warms every model with untimed turns of each kind,
+models that answer are those of the app. `--catalogue FILE` ingests a shop's catalogue as well
+and takes the photo turns from its images, so photo search runs at that catalogue's size (with
+the trained photo matcher once the stored images are re-embedded, which happens on ingest). It warms every model with untimed turns of each kind,
 then times `engine.handle_turn` end to end (safety, perception, retrieval, reply, memory) over:
 
 - text turns, English and Chinese: FAQ questions, product questions and follow-ups that rely
@@ -32,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -128,9 +132,11 @@ def photo_bytes(path: Path, kind: str, rng: np.random.Generator) -> bytes:
     return out.getvalue()
 
 
-def demo_photos(count: int) -> list[Path]:
-    """`count` demo product photos spread over the catalogue."""
+def demo_photos(count: int, catalogues: Sequence[Path] = ()) -> list[Path]:
+    """`count` product photos spread over the catalogues' images (default: the demo shop's)."""
     photos = sorted((DEMO_SHOP / "images").glob("*.png"))
+    if catalogues:
+        photos = [image for p in load_paths(list(catalogues)).products for image in p.images]
     step = max(1, len(photos) // count)
     return photos[::step][:count]
 
@@ -157,9 +163,11 @@ def photo_turns(photos: list[Path], repeat: int, seed: int) -> list[Turn]:
     return turns
 
 
-def build_components(workdir: Path, artifacts: Path | None, text_embedder: str) -> Components:
-    """The app's components over `workdir`, with the demo shop ingested (unchanged records are
-    skipped, so a kept workdir is ready at once)."""
+def build_components(
+    workdir: Path, artifacts: Path | None, text_embedder: str, catalogues: Sequence[Path] = ()
+) -> Components:
+    """The app's components over `workdir`, with the demo shop and `catalogues` ingested
+    (unchanged records are skipped, so a kept workdir is ready at once)."""
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     linked = data / "artifacts"
@@ -176,7 +184,7 @@ def build_components(workdir: Path, artifacts: Path | None, text_embedder: str) 
     )
     components = Components(settings)
     report = components.ingestor.ingest(
-        load_paths([DEMO_SHOP / "products.json", DEMO_SHOP / "articles"])
+        load_paths([DEMO_SHOP / "products.json", DEMO_SHOP / "articles", *catalogues])
     )
     if report.rejections:
         raise SystemExit(f"the demo shop did not ingest cleanly: {report.rejections[0]}")
@@ -296,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Keep the store here (default: temporary)."
     )
+    parser.add_argument(
+        "--catalogue",
+        type=Path,
+        action="append",
+        default=[],
+        help="A catalogue to ingest as well; photo turns then use its images. Repeatable.",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("data/reports/turn-bench.json"))
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
@@ -307,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = None if args.no_artifacts else args.artifacts
     with tempfile.TemporaryDirectory(prefix="turn-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
-        components = build_components(workdir, artifacts, args.text_embedder)
-        photos = demo_photos(args.photos)
+        components = build_components(workdir, artifacts, args.text_embedder, args.catalogue)
+        photos = demo_photos(args.photos, args.catalogue)
         run_id = time.strftime("%Y%m%d%H%M%S")
         # Warm-up, untimed, worded as no timed repeat is (while wordings last): loads every
         # model and index.
@@ -324,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                 repeats.append(run_turns(components, turns, f"bench-{run_id}-{repeat}", bar))
         after = machine()
         heads = sorted(p.name for p in (workdir / "data" / "artifacts").glob("*-v*"))
+        shop = {
+            "products": components.store.count("products"),
+            "photo_model": components.photo_model_in_use(),
+        }
 
     timed = [sample for run in repeats for sample in run]
     result = {
@@ -337,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             "photo_turns_per_repeat": len(photos),
             "text_embedder": args.text_embedder,
             "trained_heads": heads,
+            **shop,
             "responder": "default (drafter none)",
             "evidence_mode": "off",
             "seed": args.seed,
