@@ -27,13 +27,16 @@ from assistant.turn.schemas import TurnResult
 from knowledge_base.ingest import IngestOptions, Ingestor
 from knowledge_base.mirror import MirrorReport, PathEmbedder, is_synced, sync_mirror
 from knowledge_base.store import HnswSettings, KnowledgeStore
-from retrieval.encoders.features import FeatureCache
 from retrieval.encoders.image import ImageEncoder
 from retrieval.encoders.registry import get_image_encoder, get_stage_encoder, get_text_embedder
 from retrieval.encoders.text import TextEmbedder
 from retrieval.heads.category import CategoryClassifier, load_latest
 from retrieval.heads.photo_embedding import ARTEFACT as PHOTO_EMBED
-from retrieval.heads.photo_embedding import TrainedMatcher, load_trained_matcher
+from retrieval.heads.photo_embedding import (
+    TrainedFeatureCache,
+    TrainedMatcher,
+    load_trained_matcher,
+)
 from retrieval.search.hybrid import HybridSearcher, SearchFilters
 from retrieval.search.photo import (
     MatcherConfig,
@@ -164,8 +167,10 @@ class Components:
     def _photo_embedder(self, trained: TrainedMatcher) -> PathEmbedder:
         """Catalogue files → trained vectors, through the stage-feature cache that training
         filled, decoded as training decoded them, so re-embedding a trained catalogue is cheap."""
-        cache = FeatureCache(self.settings.data_dir / "cache", get_stage_encoder())
-        return lambda paths: trained.head(cache.features(paths, progress=False))
+        cache = TrainedFeatureCache(
+            self.settings.data_dir / "cache", trained.encoder(get_stage_encoder())
+        )
+        return lambda paths: cache.features(paths, progress=False)
 
     def sync_photo_vectors(self, progress: bool | None = None) -> MirrorReport | None:
         """Embed the stored images with the trained matcher (resuming a killed run) and drop the

@@ -54,13 +54,16 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
 
 def _caches(settings: Settings, encoder: Any = None) -> tuple[Any, Any]:
     """Catalogue features (the shared cache, default decode size) and query features (decoded at
-    the app's image size, as a customer upload is), of `encoder` (default: the frozen one)."""
+    the app's image size, as a customer upload is), of `encoder` (default: the frozen one); a
+    trained encoder's are its head over cached stage features."""
     from retrieval.encoders.features import FeatureCache
     from retrieval.encoders.registry import get_image_encoder
+    from retrieval.heads.photo_embedding import TrainedFeatureCache, TrainedPhotoEncoder
 
     encoder = encoder or get_image_encoder()
+    kind = TrainedFeatureCache if isinstance(encoder, TrainedPhotoEncoder) else FeatureCache
     root = settings.data_dir / "cache"
-    return FeatureCache(root, encoder), FeatureCache(
+    return kind(root, encoder), kind(
         root, encoder, settings.max_image_pixels, settings.max_image_side
     )
 
@@ -126,6 +129,7 @@ def train_photo_match_command(
     every other catalogue image a negative) and fit its confidence and "not sure" threshold on
     simulated customer photos; saves a new `photo-embed-vN` (or, with --calibrate-only, a
     `photo-match-vN` for the frozen matcher), loaded automatically afterwards."""
+    from retrieval.encoders.registry import get_image_encoder
     from retrieval.evaluation.photo_search import load_catalogue, sample_products
     from retrieval.search.photo import MatcherConfig
     from retrieval.simulate import SimulationProtocol
@@ -137,13 +141,13 @@ def train_photo_match_command(
         wanted = products or (10**9 if learn else 341)
         catalogue = sample_products(load_catalogue(data), wanted, sample_seed)
         learned = _learn_embedding(settings, catalogue, views, epochs, as_json) if learn else None
-        encoder = learned[0] if learned else None
+        encoder = learned[0] if learned else get_image_encoder()
         cache, query_cache = _caches(settings, encoder)
         config = MatcherConfig()
         protocol = SimulationProtocol(seed=seed)
         predictor = _category_predictor(settings, category_model)
         calibrator, metrics = calibrate_photo_match(
-            cache.encoder,
+            encoder,
             catalogue,
             cache,
             query_cache,
@@ -156,7 +160,7 @@ def train_photo_match_command(
         )
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "encoder": cache.encoder.name,
+            "encoder": encoder.name,
             "data": str(data),
             "products": catalogue.products,
             "sample_seed": sample_seed,
@@ -292,7 +296,7 @@ def eval_photo_search_command(
 ) -> None:
     """Photo → product search on a catalogue: recall@1/5/10, MRR and how well the "not sure"
     threshold separates right matches from wrong and unlisted ones."""
-    from retrieval.encoders.registry import get_stage_encoder
+    from retrieval.encoders.registry import get_image_encoder, get_stage_encoder
     from retrieval.evaluation.photo_search import (
         evaluate_photo_search,
         load_catalogue,
@@ -311,14 +315,16 @@ def eval_photo_search_command(
             catalogue = catalogue.with_distractors([load_catalogue(p) for p in distractors])
         learned = None if frozen else load_trained_matcher(settings.artifacts_dir)
         trained: tuple[Any, Any] | None
+        encoder: Any
         if learned is not None:
-            cache, query_cache = _caches(settings, learned.encoder(get_stage_encoder()))
+            encoder = learned.encoder(get_stage_encoder())
             trained = (learned.calibrator, MatcherConfig())
         else:
-            cache, query_cache = _caches(settings)
+            encoder = get_image_encoder()
             trained = load_artefact(settings.artifacts_dir)
+        cache, query_cache = _caches(settings, encoder)
         report = evaluate_photo_search(
-            cache.encoder,
+            encoder,
             catalogue,
             cache,
             query_cache,

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from retrieval import artifacts
+from retrieval.encoders.features import FeatureCache, View
 from retrieval.encoders.text import l2_normalise
 from retrieval.heads.photo_matcher import MatchCalibrator, load_calibrator
 
@@ -29,6 +30,8 @@ HEAD_FILE = "head.npz"
 class StageFeatures(Protocol):
     name: str
     dim: int
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
     def stage_features(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -81,6 +84,32 @@ class TrainedPhotoEncoder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.head(self.stages.stage_features(images))
+
+
+class TrainedFeatureCache(FeatureCache):
+    """A trained encoder's features as its head over the cached stage features: a new model
+    version reuses every stage feature already computed (the catalogue's, the simulated
+    customer photos' of training and evaluation), so only the cheap head runs again."""
+
+    def __init__(
+        self,
+        root: Path,
+        encoder: TrainedPhotoEncoder,
+        max_pixels: int = 40_000_000,
+        max_side: int = 512,
+    ) -> None:
+        super().__init__(root, encoder.stages, max_pixels, max_side)
+        self.trained = encoder
+
+    def features(
+        self,
+        paths: Sequence[Path],
+        view: View | None = None,
+        view_name: str = "full",
+        progress: bool = True,
+        batch: int = 16,
+    ) -> np.ndarray:
+        return self.trained.head(super().features(paths, view, view_name, progress, batch))
 
 
 @dataclass(frozen=True)
