@@ -28,7 +28,6 @@ never indexed and never trained on, each asked once (`unlisted_confident_rate`).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from tqdm import tqdm
 
 from knowledge_base.images import IMAGE_SUFFIXES, load_image
 from knowledge_base.loaders import load_paths
+from knowledge_base.schema import file_hash
 from retrieval.encoders.features import FeatureCache
 from retrieval.evaluation.report import EvalReport, ranking_metrics
 from retrieval.search.photo import (
@@ -116,13 +116,11 @@ class Catalogue:
         """Per product, the other products with a byte-identical image (re-listings)."""
         owners: dict[str, set[str]] = {}
         for product_id, path in zip(self.product_ids, self.paths, strict=True):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            owners.setdefault(digest, set()).add(product_id)
+            owners.setdefault(file_hash(path), set()).add(product_id)
         twins: dict[str, set[str]] = {}
-        for group in owners.values():
+        for group in (g for g in owners.values() if len(g) > 1):
             for product_id in group:
-                if len(group) > 1:
-                    twins.setdefault(product_id, set()).update(group - {product_id})
+                twins.setdefault(product_id, set()).update(group - {product_id})
         return twins
 
     def subset(self, product_ids: Sequence[str]) -> Catalogue:
@@ -303,9 +301,7 @@ def run_queries(
     outcomes = []
     rows = list(zip(queries.paths, queries.targets, queries.views, strict=True))
     for path, target, views in tqdm(rows, desc="photo search", unit="query", disable=not progress):
-        category = None
-        if matcher.category_predictor is not None:
-            category = matcher.category_predictor([queries.image(path)])[0]
+        category = _query_category(matcher, queries, path)
         same = {target, *(twins or {}).get(target, ())}
         present = matcher.match(views, k=k, category=category)
         absent = matcher.match(
@@ -323,11 +319,18 @@ def unlisted_confident_rate(matcher: PhotoMatcher, queries: QuerySet) -> float:
         return 0.0
     confident = 0
     for path, views in zip(queries.paths, queries.views, strict=True):
-        category = None
-        if matcher.category_predictor is not None:
-            category = matcher.category_predictor([queries.image(path)])[0]
+        category = _query_category(matcher, queries, path)
         confident += matcher.match(views, k=1, category=category).confident
     return confident / len(queries.targets)
+
+
+def _query_category(
+    matcher: PhotoMatcher, queries: QuerySet, path: Path
+) -> tuple[str, float] | None:
+    """The category model's prediction for a query photo (it needs the pixels), if any."""
+    if matcher.category_predictor is None:
+        return None
+    return matcher.category_predictor([queries.image(path)])[0]
 
 
 def decision_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:

@@ -146,18 +146,14 @@ def threshold_for_targets(
     i.e. almost never confident, when none does)."""
     candidates = np.unique(present)
     order = np.argsort(-present, kind="stable")
-    kept = np.arange(1, len(order) + 1)
-    precision_from_top = np.cumsum(right[order]) / kept
-    absent_sorted = np.sort(absent)
-    for threshold in candidates:
-        count = int(np.sum(present >= threshold))
-        precision = precision_from_top[count - 1]
-        absent_rate = (len(absent) - np.searchsorted(absent_sorted, threshold, "left")) / max(
-            len(absent), 1
-        )
-        if precision >= target_precision and absent_rate <= max_absent:
-            return float(threshold)
-    return float(candidates[-1])
+    precision_from_top = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    # Answers kept at each candidate threshold, ties included (all rows at that value).
+    kept = len(present) - np.searchsorted(np.sort(present), candidates, "left")
+    absent_kept = len(absent) - np.searchsorted(np.sort(absent), candidates, "left")
+    meets = (precision_from_top[kept - 1] >= target_precision) & (
+        absent_kept / max(len(absent), 1) <= max_absent
+    )
+    return float(candidates[np.argmax(meets)] if meets.any() else candidates[-1])
 
 
 def logistic_fit(rows: np.ndarray, labels: np.ndarray, l2: float = 0.01) -> np.ndarray:
