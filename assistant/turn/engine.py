@@ -6,8 +6,8 @@ The CLI, the REST API and the UI all call `Engine.handle_turn`.
 
 from __future__ import annotations
 
-import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
 from assistant.turn.responder import (
     ProductFacts,
     ResponderInput,
+    best_sentences,
     compose,
     product_asks,
     requested_colour,
@@ -47,6 +48,7 @@ from assistant.turn.schemas import (
     TurnRequest,
     TurnResult,
 )
+from assistant.turn.tickets import INTENT_OF, answers, fill, policy_article, report_type
 from knowledge_base.store import CollectionKind, Hit, Where
 from retrieval.search.types import ArticleMatch
 
@@ -70,20 +72,10 @@ ARTICLE_INTENTS = frozenset(
 REPEATABLE = frozenset(
     {Intent.GREETING, Intent.OTHER, Intent.PRODUCT_QUESTION, Intent.FIND_BY_PHOTO}
 )
-TICKET_INTENTS: dict[Intent, TicketType] = {
-    Intent.DAMAGED_WRONG_ITEM: "damaged_item",
-    Intent.WARRANTY: "warranty",
-    Intent.RETURN_REFUND: "return",
-}
 # A photo turns these into a photo search: the text only said hello or asked "what is this?".
 _PHOTO_SEARCH_INTENTS = frozenset({Intent.GREETING, Intent.OTHER, Intent.PRODUCT_QUESTION})
 # Intents whose text may name a product ("black backpack") to look up in the catalogue.
 _PRODUCT_TEXT_INTENTS = frozenset({Intent.PRODUCT_QUESTION, Intent.FIND_BY_PHOTO, Intent.OTHER})
-_DAMAGE = re.compile(
-    r"\b(broken|broke|damaged|cracked|torn|ripped|smashed|dented|defective|faulty|wrong item|stain\w*)\b"
-    r"|坏了|破了|破损|损坏|裂|碎了|发错|错发|有瑕疵|质量问题",
-    re.IGNORECASE,
-)
 _FOLLOW_UP = (
     "it",
     "this",
@@ -209,23 +201,65 @@ class Engine:
         )
         probabilities = dict(perceived.alternatives)
         intent = perceived.intent
-        if image is not None and intent != Intent.HUMAN_AGENT and _DAMAGE.search(text):
-            # A photo with damage words is a damage report, whatever the text model said.
-            intent = Intent.DAMAGED_WRONG_ITEM
+        pending = state.ticket
+        order_reference = find_order_reference(
+            text, bare=pending is not None and "order_reference" in pending.missing
+        )
+        named = self._named_candidate(state, text)
+        # A photo with damage words is a damage report, whatever the text model said; while a
+        # ticket waits, a bare order number, a photo or a picked item continue it.
+        ticket_type = report_type(intent, text, image is not None, order_reference)
+        if pending is not None and (
+            ticket_type is not None
+            or answers(
+                pending,
+                order_reference,
+                image is not None,
+                bool(request.chosen_product_id or named),
+            )
+        ):
+            ticket_type = pending.ticket_type
+        if ticket_type is not None:
+            intent = INTENT_OF[ticket_type]
         elif image is not None and intent in _PHOTO_SEARCH_INTENTS:
             intent = Intent.FIND_BY_PHOTO
 
+        evidence_id = uuid.uuid4().hex
         product, confidence, candidates, photo_confident = self._resolve_product(
-            request, state, image, text, intent
+            request, state, image, text, intent, named, ticket_type is not None
         )
+        ticket: Ticket | None = None
+        if ticket_type is not None:
+            ticket = fill(
+                pending
+                or Ticket(ticket_type=ticket_type, issue=redact(text)[:500], evidence_id=""),
+                evidence_id=evidence_id,
+                order_reference=order_reference,
+                product_id=product.product_id if product else None,
+                product_title=product.title if product else None,
+                photo=image is not None,
+            )
+            # The item is already known: an unsure photo of the damage needs no "which one?".
+            photo_confident = photo_confident or ticket.product_id is not None
         asks = product_asks(text)
         articles: list[ArticleMatch] = []
-        if intent in ARTICLE_INTENTS and not (product is not None and asks):
+        if ticket is not None:
+            policy = self._policy(ticket.ticket_type, language)
+            articles = [policy] if policy is not None else []
+            ticket.policy_article_id = policy.article_id if policy else None
+            ticket.policy_excerpt = (
+                " ".join(best_sentences(policy.text, ticket.issue))[:300] if policy else None
+            )
+        elif intent in ARTICLE_INTENTS and not (product is not None and asks):
             articles = self._articles(text, language)
         variants = self._variants(product, text) if product is not None and "colour" in asks else []
-        has_answer = bool(articles) or (
-            product is not None
-            and (bool(asks) or intent == Intent.FIND_BY_PHOTO or image is not None)
+        has_answer = (
+            bool(articles)
+            or ticket is not None
+            or (
+                product is not None
+                and (bool(asks) or intent == Intent.FIND_BY_PHOTO or image is not None)
+            )
         )
         ambiguous = (
             not has_answer
@@ -234,7 +268,10 @@ class Engine:
             and len(text.split()) <= 2
             and len(text) < 12
         )
-        unresolved = _update_unresolved(state, intent, has_answer)
+        progressed = ticket is not None and (
+            pending is None or len(ticket.missing) < len(pending.missing)
+        )
+        unresolved = _update_unresolved(state, intent, has_answer, progressed)
         decision = decide(
             PolicyInput(
                 text=text,
@@ -266,11 +303,18 @@ class Engine:
                 variants=variants,
                 candidates=candidates if decision.action == "clarify" else [],
                 articles=articles,
+                ticket=ticket,
             )
         )
         debug: dict[str, Any] = {"unresolved": unresolved}
         reply_text = reply.text
-        if self.drafter is not None and decision.action == "answer" and reply.citations:
+        # A ticket reply carries the questions the ticket needs; a rewrite could drop them.
+        if (
+            self.drafter is not None
+            and decision.action == "answer"
+            and reply.citations
+            and ticket is None
+        ):
             reply_text, check = self.drafter.rewrite(
                 reply.text,
                 _sources_text(reply.citations, articles, product),
@@ -306,13 +350,14 @@ class Engine:
             context_product_id=product.product_id
             if product is not None
             else state.context_product_id,
+            ticket=ticket,
+            evidence_id=evidence_id,
             debug=debug,
-        )
-        result.ticket = self._ticket(
-            intent, text, product, image is not None, result.evidence_id, language
         )
         result.summary = _summary(state, result)
         self._remember(state, result, language, product, candidates, decision.action, intent)
+        if ticket is not None:
+            state.ticket = ticket if ticket.missing else None
         result.latency_ms = round(1000 * (time.perf_counter() - started), 1)
         self.memory.save_turn(
             request.session_id,
@@ -332,6 +377,8 @@ class Engine:
         image: Image.Image | None,
         text: str,
         intent: Intent,
+        named: str | None,
+        ticket_turn: bool,
     ) -> tuple[ProductFacts | None, float, list[ProductFacts], bool]:
         """The product this turn is about: picked, photographed, named, or carried from context."""
         if request.chosen_product_id:
@@ -355,7 +402,9 @@ class Engine:
                 candidates,
                 photo.confident,
             )
-        if text and intent in _PRODUCT_TEXT_INTENTS and not _is_follow_up(text):
+        if named is not None:
+            return self._facts(named), 1.0, [], True
+        if text and (intent in _PRODUCT_TEXT_INTENTS or ticket_turn) and not _is_follow_up(text):
             found = self.perception.products(text, 1)
             if found and found[0].dense_score >= self.config.product_text_min_score:
                 return self._facts(found[0].product_id), found[0].dense_score, [], True
@@ -422,38 +471,40 @@ class Engine:
             else []
         )
 
-    def _ticket(
-        self,
-        intent: Intent,
-        text: str,
-        product: ProductFacts | None,
-        photo: bool,
-        evidence_id: str,
-        language: str,
-    ) -> Ticket | None:
-        """Prefill a ticket for damaged/wrong items, warranty claims and returns with a photo."""
-        ticket_type = TICKET_INTENTS.get(intent)
-        if ticket_type is None or (ticket_type == "return" and not photo):
+    def _named_candidate(self, state: SessionState, text: str) -> str | None:
+        """The one product of the last "is it one of these?" list in the colour the customer
+        named ("the blue one"), if exactly one matches."""
+        colour = requested_colour(text) if state.candidate_product_ids else None
+        if colour is None:
             return None
-        query = {
-            "damaged_item": "damaged or wrong item",
-            "warranty": "warranty claim",
-            "return": "return policy",
-        }[ticket_type]
-        policies = self.perception.articles(query, 1, language) or self.perception.articles(
-            query, 1, None
+        matching = [
+            facts.product_id
+            for facts in (
+                ProductFacts.from_metadata(hit.id, hit.metadata)
+                for hit in self.store.get("products", ids=state.candidate_product_ids)
+            )
+            if colour
+            in (facts.attributes.get("color") or facts.attributes.get("colour", "")).lower()
+        ]
+        return matching[0] if len(matching) == 1 else None
+
+    def _policy(self, ticket_type: TicketType, language: str) -> ArticleMatch | None:
+        """The policy article of this kind of case, whole: the one tagged for it, never the one
+        that happens to share the most words with the customer's message."""
+        head = policy_article(
+            self.store.get("articles", where={"position": 0}), ticket_type, language
         )
-        policy = policies[0] if policies else None
-        return Ticket(
-            ticket_type=ticket_type,
-            product_id=product.product_id if product else None,
-            product_title=product.title if product else None,
-            order_reference=find_order_reference(text),
-            issue=redact(text)[:500],
-            policy_article_id=policy.article_id if policy else None,
-            policy_excerpt=policy.text[:300] if policy else None,
-            evidence_id=evidence_id,
-            photo_attached=photo,
+        if head is None:
+            return None
+        return self._whole_article(
+            ArticleMatch(
+                chunk_id=head.id,
+                article_id=str(head.metadata.get("article_id", head.id)),
+                title=str(head.metadata.get("title", "")),
+                text=head.document,
+                score=1.0,
+                language=str(head.metadata.get("language") or language),
+            )
         )
 
     def _remember(
@@ -517,11 +568,14 @@ def _update_trend(
     return trend.value, trend.consecutive_negative
 
 
-def _update_unresolved(state: SessionState, intent: Intent, has_answer: bool) -> int:
-    """A request counts as unresolved again when it comes back right after, or had no answer."""
+def _update_unresolved(
+    state: SessionState, intent: Intent, has_answer: bool, progressed: bool = False
+) -> int:
+    """A request counts as unresolved again when it comes back right after, or had no answer;
+    a turn that fills in the ticket is progress, not a repeat."""
     if intent in REPEATABLE:
         return 0
-    repeated = state.last_intent == intent.value
+    repeated = state.last_intent == intent.value and not progressed
     count = state.unresolved.get(intent.value, 0)
     count = count + 1 if (repeated or not has_answer) else 0
     state.unresolved[intent.value] = count

@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from assistant.turn.schemas import Ticket
+
 
 class SessionState(BaseModel):
     """What the engine remembers between turns of one conversation."""
@@ -40,6 +42,9 @@ class SessionState(BaseModel):
     last_intent: str | None = None
     escalated: bool = False
     turn_count: int = 0
+    ticket: Ticket | None = Field(
+        None, description="The ticket still waiting for an order number, a photo or the item."
+    )
 
 
 class TurnRecord(BaseModel):

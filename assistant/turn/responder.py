@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.perception.intents import Intent
-from assistant.turn.schemas import Citation, Decision, ProductCard, SuggestedReply
+from assistant.turn.schemas import (
+    Citation,
+    Decision,
+    ProductCard,
+    Slot,
+    SuggestedReply,
+    Ticket,
+    TicketType,
+)
 from retrieval.search.types import ArticleMatch, parse_json_list
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
@@ -75,6 +83,21 @@ _ASKS = {
 _CASE_INTENTS = frozenset(
     {Intent.RETURN_REFUND, Intent.DAMAGED_WRONG_ITEM, Intent.EXCHANGE, Intent.WARRANTY}
 )
+_TICKET_NAMES: dict[TicketType, tuple[str, str]] = {
+    "damaged_item": ("damaged-item report", "破损商品报告"),
+    "wrong_item": ("wrong-item report", "发错货报告"),
+    "return": ("return request", "退货申请"),
+    "exchange": ("exchange request", "换货申请"),
+    "warranty": ("warranty claim", "保修申请"),
+}
+_SLOT_ASKS: dict[Slot, tuple[str, str]] = {
+    "order_reference": ("your order number", "订单号"),
+    "photo": ("a photo that shows the problem", "一张能看清问题的照片"),
+    "product": (
+        "which item it is (its name, or pick it from the photos)",
+        "是哪件商品（商品名称，或从图片中选择）",
+    ),
+}
 
 
 @dataclass
@@ -157,6 +180,7 @@ class ResponderInput:
     variants: list[ProductFacts] = field(default_factory=list)
     candidates: list[ProductFacts] = field(default_factory=list)
     articles: list[ArticleMatch] = field(default_factory=list)
+    ticket: Ticket | None = None
 
 
 @dataclass
@@ -240,14 +264,19 @@ def _body(data: ResponderInput, cites: _Citations, zh: bool) -> str:
             if zh
             else "; ".join(f"{i}. {p.title}" for i, p in enumerate(data.candidates, 1))
         )
-        return (
+        question = (
             f"我不太确定照片里是哪件商品，是以下其中之一吗？{names}"
             if zh
             else (
                 f"I'm not completely sure which product is in your photo. Is it one of these? {names}"
             )
         )
-    if action == "clarify":
+        if data.ticket is None:
+            return question
+        # The carousel already asks which item; the ticket still quotes its policy.
+        rest = [_article_answer(data, cites, zh), ticket_sentence(data.ticket, zh, {"product"})]
+        return ("" if zh else " ").join(p for p in [f"{question}{'。' if zh else '.'}", *rest] if p)
+    if action == "clarify" and data.ticket is None:
         return (
             "为了准确回答，请问您指的是哪件商品或哪个订单？"
             if zh
@@ -258,6 +287,8 @@ def _body(data: ResponderInput, cites: _Citations, zh: bool) -> str:
         parts.append(_product_answer(data, cites, zh))
     if data.articles:
         parts.append(_article_answer(data, cites, zh))
+    if data.ticket is not None and action != "escalate":
+        parts.append(ticket_sentence(data.ticket, zh))
     parts = [p for p in parts if p]
     if parts:
         return " ".join(parts) if not zh else "".join(parts)
@@ -355,6 +386,36 @@ def _colour_sentence(
             else f"Sorry, I can't find it in {wanted} in our catalogue; this one is {own or 'not listed'} [{n}]."
         )
     return f"颜色：{own} [{n}]。" if zh and own else (f"It comes in {own} [{n}]." if own else "")
+
+
+def ticket_sentence(ticket: Ticket, zh: bool, asked: set[Slot] | None = None) -> str:
+    """What the ticket still needs, or that it is complete; `asked` slots are being asked for
+    elsewhere in the reply."""
+    name = _TICKET_NAMES[ticket.ticket_type][1 if zh else 0]
+    ref = ticket.order_reference
+    if not ticket.missing:
+        if zh:
+            photo = "，已附照片" if ticket.photo_attached else ""
+            return (
+                f"您的{name}已填写完整：订单号 {ref}，商品「{ticket.product_title}」{photo}。"
+                "客服会尽快为您确认。"
+            )
+        photo = ", photo attached" if ticket.photo_attached else ""
+        return (
+            f"Your {name} is complete: order {ref}, {ticket.product_title}{photo}. "
+            "A colleague will confirm it shortly."
+        )
+    needed = [
+        _SLOT_ASKS[slot][1 if zh else 0] for slot in ticket.missing if slot not in (asked or set())
+    ]
+    if zh:
+        noted = f"已记录订单号 {ref}。" if ref else ""
+        return f"{noted}为完成您的{name}，请提供：{'、'.join(needed)}。" if needed else noted
+    noted = f"I've noted order {ref}. " if ref else ""
+    if not needed:
+        return noted.strip()
+    listed = needed[0] if len(needed) == 1 else f"{', '.join(needed[:-1])} and {needed[-1]}"
+    return f"{noted}To complete your {name}, please send {listed}."
 
 
 def _article_answer(data: ResponderInput, cites: _Citations, zh: bool) -> str:

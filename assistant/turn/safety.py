@@ -30,10 +30,23 @@ _STREET = re.compile(
 _ZH_ADDRESS = re.compile(
     r"[\u4e00-\u9fff]{2,}(?:省|市)[\u4e00-\u9fff0-9]{0,12}(?:区|县|路|街|号|弄|室)[\u4e00-\u9fff0-9号弄室栋-]*"
 )
-# Order references look like numbers too; keep them readable for the agent.
-_ORDER_REF = re.compile(
-    r"\b(?:order|订单)\s*(?:#|no\.?|number|号)?\s*[:：]?\s*([A-Z0-9-]{4,20})\b", re.IGNORECASE
+# Order references look like numbers too; keep them readable for the agent. A reference holds
+# a digit, so an ordinary word after "order" ("arrived", "today", "number") is never taken for one.
+_REF = r"((?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{2,28}[A-Z0-9])(?![A-Z0-9-])"
+_ORDER_LABEL = (
+    r"(?:\border\b(?:\s*(?:number|no\.?|nr\.?|num\.?|id|ref(?:erence)?|code)\b\.?)?"
+    r"|订单(?:号码?|编号)?)"
 )
+_ORDER_REF = re.compile(
+    rf"{_ORDER_LABEL}\s*(?:is\s+|是|为)?\s*[:：]?\s*#?\s*{_REF}"
+    rf"|(?<![A-Z0-9&])#\s?{_REF}"
+    # The Amazon shape (123-4567890-1234567) is unmistakable even without a label.
+    r"|(?<![\d-])(\d{3}-\d{7}-\d{7})(?![\d-])",
+    re.IGNORECASE,
+)
+_BARE_REF = re.compile(rf"(?<![A-Z0-9-]){_REF}", re.IGNORECASE)
+# An answer to "what is your order number?" is short: "A12345", "it's 98765432".
+_BARE_MAX_WORDS = 6
 
 
 def redact(text: str) -> str:
@@ -76,10 +89,19 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def find_order_reference(text: str) -> str | None:
-    """An order number the customer quoted ("order #A1234", "订单号 A1234"), if any."""
+def find_order_reference(text: str, *, bare: bool = False) -> str | None:
+    """An order number the customer quoted ("order #A1234", "订单号 A1234"), if any.
+
+    `bare` also accepts an unlabelled one ("A12345") in a short message: the engine passes it
+    when it has just asked for the order number, so the reply needs no label.
+    """
     match = _ORDER_REF.search(text)
-    return match.group(1) if match else None
+    if match:
+        return next(group for group in match.groups() if group)
+    if not bare or len(text.split()) > _BARE_MAX_WORDS:
+        return None
+    found = [m.group(1) for m in _BARE_REF.finditer(text)]
+    return found[0] if len(found) == 1 else None
 
 
 def check_text(text: str | None, limits: Limits) -> str:

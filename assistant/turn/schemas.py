@@ -13,7 +13,9 @@ from assistant.perception.intents import Intent
 from explain.types import HeatmapView, TextAttribution
 
 Action = Literal["answer", "clarify", "escalate"]
-TicketType = Literal["damaged_item", "wrong_item", "return", "warranty"]
+TicketType = Literal["damaged_item", "wrong_item", "return", "exchange", "warranty"]
+# What a ticket may still need from the customer before an agent can act on it.
+Slot = Literal["order_reference", "photo", "product"]
 
 
 class TurnRequest(BaseModel):
@@ -88,7 +90,8 @@ class SuggestedReply(BaseModel):
 
 
 class Ticket(BaseModel):
-    """A prefilled damaged-item / return ticket the agent only has to confirm."""
+    """A prefilled damaged-item / return / exchange / warranty ticket the agent only has to
+    confirm; it is filled over several turns, and `missing` says what the customer still owes."""
 
     ticket_type: TicketType
     product_id: str | None = None
@@ -97,8 +100,9 @@ class Ticket(BaseModel):
     issue: str
     policy_article_id: str | None = None
     policy_excerpt: str | None = None
-    evidence_id: str
+    evidence_id: str = Field(description="The turn that last filled the ticket.")
     photo_attached: bool = False
+    missing: list[Slot] = Field(default_factory=list)
 
 
 class TurnResult(BaseModel):

@@ -183,3 +183,31 @@ def test_chat_script_prints_each_turn_as_json(
     assert len(turns) == 2
     assert turns[0]["products"][0]["product_id"] == "sneaker-canvas-red"
     assert "59.00" in turns[1]["reply"]
+
+
+@pytest.mark.parametrize(
+    ("session", "text", "lang", "article"),
+    [
+        (
+            "torn-en",
+            "My order arrived today and it is torn. Order #A12345. I want a refund.",
+            "en",
+            "damaged-or-wrong-item-en",
+        ),
+        (
+            "torn-zh",
+            "今天收到的背包破了，订单号：A12345，我要退款。",
+            "zh",
+            "damaged-or-wrong-item-zh",
+        ),
+    ],
+)
+def test_a_damage_report_cites_the_damage_policy_not_a_neighbouring_article(
+    engine: Engine, session: str, text: str, lang: str, article: str
+) -> None:
+    result = turn(engine, session, text, image=customer_photo("backpack-urban-black"), lang=lang)
+    assert result.ticket is not None and result.ticket.ticket_type == "damaged_item"
+    assert result.ticket.order_reference == "A12345"
+    assert result.ticket.policy_article_id == article
+    assert article in cited(result)
+    assert not any(source.startswith("order-cancellation") for source in cited(result))

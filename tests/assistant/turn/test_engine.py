@@ -60,7 +60,28 @@ CHUNKS = [
     ("returns-en", "Returns", 0, "You can return any item within 30 days of delivery."),
     ("returns-en", "Returns", 1, "Refunds reach your card within 5 business days after a return."),
     ("damaged-en", "Damaged or wrong item", 0, "Send us a photo of a damaged item for a new one."),
+    # Shares the words of a damage report ("order", "arrived", "refund") but not its policy.
+    (
+        "cancel-en",
+        "Cancelling an order",
+        0,
+        "You can cancel an order that has not arrived yet and get a full refund today.",
+    ),
+    ("damaged-zh", "商品破损", 0, "商品破损请在签收后7天内发送照片，我们免费补发。"),
+    ("returns-zh", "退货政策", 0, "签收后30天内可以退货。"),
+    ("exchanges-en", "Exchanges", 0, "Exchange an item for another size within 30 days."),
+    ("warranty-en", "Warranty", 0, "Electronics carry a 12-month warranty against defects."),
 ]
+# Article front matter as ingestion stores it: language, kind, comma-joined tags.
+ARTICLES = {
+    "returns-en": ("en", "policy", "returns, return policy, refund, exchange"),
+    "damaged-en": ("en", "policy", "damaged, wrong item, replacement"),
+    "cancel-en": ("en", "faq", "cancel order, order, refund"),
+    "damaged-zh": ("zh", "policy", "破损, 发错货, 补发"),
+    "returns-zh": ("zh", "policy", "退货, 退货政策, 换货"),
+    "exchanges-en": ("en", "faq", "exchange, size, returns"),
+    "warranty-en": ("en", "policy", "warranty, faulty, repair"),
+}
 
 
 class FakeStore:
@@ -77,17 +98,23 @@ class FakeStore:
                 if pid in PRODUCTS
                 and all(PRODUCTS[pid].get(key) == value for key, value in (where or {}).items())
             ]
-        wanted = (where or {}).get("article_id")
-        return [
+        hits = [
             Hit(
                 id=f"{article}#{position}",
                 score=0.0,
                 document=text,
-                metadata={"article_id": article, "title": title, "position": position},
+                metadata={
+                    "article_id": article,
+                    "title": title,
+                    "position": position,
+                    "language": ARTICLES[article][0],
+                    "kind": ARTICLES[article][1],
+                    "tags": ARTICLES[article][2],
+                },
             )
             for article, title, position, text in reversed(CHUNKS)
-            if wanted in (None, article)
         ]
+        return [h for h in hits if all(h.metadata.get(k) == v for k, v in (where or {}).items())]
 
 
 def article_match(article_id: str, dense_score: float) -> HybridArticleMatch:
@@ -399,3 +426,142 @@ def test_the_turn_hook_sees_the_stored_turn_and_its_photo(
     )
     result = photo_turn(engine, perception, CONFIDENT, "What is this?")
     assert seen == [(result.evidence_id, True)]
+
+
+def damage_intents(perception: FakePerception) -> None:
+    """Text-only damage reports, which the photo rule cannot catch."""
+    perception.intents = {"cracked": Intent.DAMAGED_WRONG_ITEM, **perception.intents}
+
+
+def test_a_photographed_damage_report_takes_its_order_number_and_cites_the_damage_policy(
+    engine: Engine, perception: FakePerception
+) -> None:
+    # The words of the report retrieve the cancellation article; the ticket must not cite it.
+    perception.articles_by_word["order"] = [article_match("cancel-en", 0.95)]
+    result = photo_turn(
+        engine,
+        perception,
+        CONFIDENT,
+        "My order arrived today and it is torn. Order #A12345. I want a refund.",
+    )
+    ticket = result.ticket
+    assert ticket is not None and ticket.ticket_type == "damaged_item"
+    assert ticket.order_reference == "A12345"
+    assert ticket.policy_article_id == "damaged-en"
+    assert ticket.missing == []
+    assert "damaged-en" in cited(result) and "cancel-en" not in cited(result)
+    assert "cancel" not in result.reply
+    assert "Your damaged-item report is complete: order A12345, Urban Backpack" in result.reply
+
+
+def test_a_damage_report_asks_for_what_is_missing_and_fills_over_the_next_turns(
+    engine: Engine, perception: FakePerception, memory: ConversationMemory
+) -> None:
+    damage_intents(perception)
+    first = turn(engine, "My bag arrived cracked")
+    assert first.ticket is not None and first.ticket.ticket_type == "damaged_item"
+    assert first.ticket.missing == ["order_reference", "photo", "product"]
+    assert "please send your order number, a photo that shows the problem and which item" in (
+        first.reply
+    )
+    assert cited(first) == ["damaged-en"]
+    assert memory.load_state("s1").ticket == first.ticket
+
+    order = turn(engine, "A12345")
+    assert order.ticket is not None and order.ticket.order_reference == "A12345"
+    assert order.ticket.missing == ["photo", "product"]
+    assert order.decision.action == "answer"
+    assert "I've noted order A12345" in order.reply and "order number" not in order.reply
+
+    photo = photo_turn(engine, perception, UNSURE)
+    assert photo.decision.action == "clarify" and "one of these" in photo.reply
+    assert photo.ticket is not None and photo.ticket.photo_attached
+    assert photo.ticket.missing == ["product"]
+    assert cited(photo) == ["damaged-en"]
+
+    picked = turn(engine, "the blue one")
+    ticket = picked.ticket
+    assert ticket is not None and ticket.missing == []
+    assert (ticket.product_id, ticket.order_reference) == ("backpack-blue", "A12345")
+    assert ticket.issue == "My bag arrived cracked"
+    assert ticket.evidence_id == picked.evidence_id
+    assert "Your damaged-item report is complete: order A12345, Urban Backpack Blue" in (
+        picked.reply
+    )
+    assert [t.decision.action for t in (first, order, picked)] == ["answer"] * 3
+    assert memory.load_state("s1").ticket is None
+
+
+def test_a_return_request_takes_the_order_number_from_the_next_turn(
+    engine: Engine, perception: FakePerception
+) -> None:
+    first = turn(engine, "I want to return my backpack")
+    assert first.ticket is not None and first.ticket.ticket_type == "return"
+    assert first.ticket.product_id == "backpack-black"
+    assert first.ticket.missing == ["order_reference"]
+    assert "To complete your return request, please send your order number." in first.reply
+    assert cited(first)[-1] == "returns-en"
+
+    answer = turn(engine, "it's order 123-4567890-1234567")
+    assert answer.intent.intent is Intent.RETURN_REFUND
+    assert answer.ticket is not None and answer.ticket.missing == []
+    assert answer.ticket.order_reference == "123-4567890-1234567"
+    assert "Your return request is complete: order 123-4567890-1234567" in answer.reply
+
+
+def test_a_picked_product_fills_the_waiting_ticket(
+    engine: Engine, perception: FakePerception
+) -> None:
+    first = turn(engine, "I want to return it, order #A12345")
+    assert first.ticket is not None and first.ticket.missing == ["product"]
+    picked = turn(engine, chosen_product_id="mug-blue")
+    assert picked.ticket is not None and picked.ticket.missing == []
+    assert picked.ticket.product_id == "mug-blue"
+
+
+def test_an_unrelated_question_leaves_the_waiting_ticket_alone(
+    engine: Engine, perception: FakePerception, memory: ConversationMemory
+) -> None:
+    damage_intents(perception)
+    first = turn(engine, "My bag arrived cracked")
+    price = turn(engine, "How much is the backpack?")
+    assert price.ticket is None and "79.00 USD" in price.reply
+    assert memory.load_state("s1").ticket == first.ticket
+    order = turn(engine, "A12345")
+    assert order.ticket is not None and order.ticket.order_reference == "A12345"
+
+
+def test_without_a_waiting_ticket_a_bare_code_is_no_order_number(engine: Engine) -> None:
+    result = turn(engine, "A12345")
+    assert result.ticket is None
+
+
+def test_a_policy_question_opens_no_ticket(engine: Engine) -> None:
+    result = turn(engine, "What is your return policy?")
+    assert result.ticket is None and cited(result) == ["returns-en"]
+
+
+def test_an_exchange_cites_the_exchange_article_not_the_returns_policy(
+    engine: Engine, perception: FakePerception
+) -> None:
+    perception.intents = {"exchange": Intent.EXCHANGE, **perception.intents}
+    result = turn(engine, "I'd like to exchange the backpack for a bigger one")
+    assert result.ticket is not None and result.ticket.ticket_type == "exchange"
+    assert result.ticket.policy_article_id == "exchanges-en"
+    assert "returns-en" not in cited(result)
+
+
+def test_a_chinese_damage_report_cites_the_chinese_policy_and_asks_in_chinese(
+    engine: Engine, perception: FakePerception
+) -> None:
+    perception.photo_result = CONFIDENT
+    first = turn(engine, "收到的背包破了", image=photo_bytes(), lang="zh")
+    assert first.ticket is not None and first.ticket.missing == ["order_reference"]
+    assert first.ticket.policy_article_id == "damaged-zh"
+    assert cited(first)[-1] == "damaged-zh"
+    assert "为完成您的破损商品报告，请提供：订单号。" in first.reply
+
+    answer = turn(engine, "订单号 2024120712345", lang="zh")
+    assert answer.ticket is not None and answer.ticket.order_reference == "2024120712345"
+    assert "您的破损商品报告已填写完整：订单号 2024120712345" in answer.reply
+    assert cited(answer)[-1] == "damaged-zh"

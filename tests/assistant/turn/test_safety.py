@@ -127,3 +127,68 @@ def test_order_references_survive_redaction() -> None:
 )
 def test_order_references_are_found(text: str, reference: str | None) -> None:
     assert find_order_reference(text) == reference
+
+
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        ("#A12345", "A12345"),
+        ("order A12345", "A12345"),
+        ("order number: 123-4567890-1234567", "123-4567890-1234567"),
+        ("order no. 98765432", "98765432"),
+        ("Order ID: 7788-AB", "7788-AB"),
+        ("order#A12345", "A12345"),
+        ("my order number is 55512345", "55512345"),
+        ("my order #1001 arrived broken", "1001"),
+        ("My order arrived today and it is torn. Order #A12345. I want a refund.", "A12345"),
+        ("it's order 123-4567890-1234567", "123-4567890-1234567"),
+        ("The parcel for 123-4567890-1234567 is late", "123-4567890-1234567"),
+        ("订单号 2024120712345", "2024120712345"),
+        ("订单号：A12345", "A12345"),
+        ("订单号A1234还没到", "A1234"),
+        ("订单编号是 2024120712345，杯子碎了", "2024120712345"),
+        ("我的订单 #A12345 破损了", "A12345"),
+    ],
+)
+def test_order_numbers_in_common_shapes_are_found(text: str, reference: str) -> None:
+    assert find_order_reference(text) == reference
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My order arrived today",
+        "my order arrived broken",
+        "What is your order number format?",
+        "order number please",
+        "I ordered 2 mugs",
+        "order 10 units",
+        "#1 best seller",
+        "订单还没到",
+        "订单号是多少？",
+        "快递单号 SF1234567890",
+        "call me on 415-555-0132",
+    ],
+)
+def test_ordinary_words_and_other_numbers_are_not_order_numbers(text: str) -> None:
+    assert find_order_reference(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        ("A12345", "A12345"),
+        ("it's A12345", "A12345"),
+        ("sure: 98765432", "98765432"),
+        ("是 2024120712345", "2024120712345"),
+        ("the blue one", None),
+        ("2 of them", None),
+        ("A12345 or maybe B67890", None),
+        ("I bought it last week as a birthday present, it is A12345", None),
+    ],
+)
+def test_a_bare_answer_is_an_order_number_only_when_one_was_asked_for(
+    text: str, reference: str | None
+) -> None:
+    assert find_order_reference(text) is None
+    assert find_order_reference(text, bare=True) == reference
