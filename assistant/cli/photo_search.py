@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,6 +121,16 @@ def train_photo_match_command(
     ] = True,
     views: Annotated[int, typer.Option(min=1, help="Training views per catalogue image.")] = 8,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the embedding.")] = 10,
+    frozen_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.95,
+            help="Share of the frozen similarity fused into the learned one: more finds closer "
+            "items of the right kind for photos unlike the catalogue's, less tells look-alike "
+            "products apart (default: the measured one in retrieval/training/photo_embedding.py).",
+        ),
+    ] = None,
     category_model: CategoryOption = False,
     out: ArtifactsOutOption = None,
     as_json: JsonOption = False,
@@ -140,7 +150,11 @@ def train_photo_match_command(
     with user_errors(ImageRejected):
         wanted = products or (10**9 if learn else 341)
         catalogue = sample_products(load_catalogue(data), wanted, sample_seed)
-        learned = _learn_embedding(settings, catalogue, views, epochs, as_json) if learn else None
+        learned = (
+            _learn_embedding(settings, catalogue, views, epochs, frozen_share, as_json)
+            if learn
+            else None
+        )
         encoder = learned[0] if learned else get_image_encoder()
         cache, query_cache = _caches(settings, encoder)
         config = MatcherConfig()
@@ -227,7 +241,12 @@ def _reembed_store(settings: Settings, quiet: bool) -> dict[str, Any] | None:
 
 
 def _learn_embedding(
-    settings: Settings, catalogue: Any, views: int, epochs: int, quiet: bool
+    settings: Settings,
+    catalogue: Any,
+    views: int,
+    epochs: int,
+    frozen_share: float | None,
+    quiet: bool,
 ) -> tuple[Any, Any, Any, dict[str, float]]:
     """Stage features of the catalogue and its training views, then the fitted head; returns
     (encoder named for the next version, head, config, metrics)."""
@@ -240,6 +259,8 @@ def _learn_embedding(
 
     stages = get_stage_encoder()
     config = EmbeddingConfig(views=views, epochs=epochs)
+    if frozen_share is not None:
+        config = replace(config, frozen_share=frozen_share)
     cache = FeatureCache(settings.data_dir / "cache", stages)
     clean, augmented = training_features(
         catalogue.paths, cache, TrainingAugmenter(seed=config.seed), views, progress=not quiet

@@ -20,6 +20,7 @@ from PIL import Image
 
 from retrieval import artifacts
 from retrieval.encoders.features import FeatureCache, View
+from retrieval.encoders.stages import STAGE_CHANNELS
 from retrieval.encoders.text import l2_normalise
 from retrieval.heads.photo_matcher import MatchCalibrator, load_calibrator
 
@@ -43,32 +44,70 @@ def gelu(values: np.ndarray) -> np.ndarray:
     )
 
 
+FROZEN_DIM = STAGE_CHANNELS[-1]
+"""The last stage's pooled map: the frozen matcher's own feature, the tail of the stage features."""
+
+
 @dataclass(frozen=True)
 class PhotoEmbeddingHead:
-    """`linear @ x + w2 @ gelu(w1 @ x + b1) + b2`, L2-normalised."""
+    """`linear @ x + w2 @ gelu(w1 @ x + b1) + b2`, L2-normalised, and, when `frozen_share` is
+    above 0, the frozen last-stage feature appended so that the dot product of two vectors is
+    `(1 - share) * learned cosine + share * frozen cosine`.
+
+    The learned part knows this shop's products as instances; the frozen part still knows what
+    *kind* of thing a photo shows, which is what a photo of a product the shop does not sell
+    (or one unlike its studio photos) needs to find the closest items of the right kind."""
 
     linear: np.ndarray
     w1: np.ndarray
     b1: np.ndarray
     w2: np.ndarray
     b2: np.ndarray
+    frozen_share: float = 0.0
 
     @property
     def dim(self) -> int:
-        return int(self.linear.shape[0])
+        return int(self.linear.shape[0]) + (FROZEN_DIM if self.frozen_share > 0 else 0)
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
+    def learned(self, features: np.ndarray) -> np.ndarray:
+        """The learned embedding alone (what training optimises)."""
         x = np.asarray(features, dtype=np.float32)
         out = x @ self.linear.T + gelu(x @ self.w1.T + self.b1) @ self.w2.T + self.b2
         return l2_normalise(out.astype(np.float32))
 
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        learned = self.learned(features)
+        if self.frozen_share <= 0:
+            return learned
+        frozen = l2_normalise(np.asarray(features, dtype=np.float32)[:, -FROZEN_DIM:])
+        share = float(self.frozen_share)
+        fused = np.concatenate([math.sqrt(1 - share) * learned, math.sqrt(share) * frozen], 1)
+        return l2_normalise(fused.astype(np.float32))
+
     def save(self, path: Path) -> None:
-        np.savez(path, linear=self.linear, w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2)
+        np.savez(
+            path,
+            linear=self.linear,
+            w1=self.w1,
+            b1=self.b1,
+            w2=self.w2,
+            b2=self.b2,
+            frozen_share=np.float32(self.frozen_share),
+        )
 
     @classmethod
     def load(cls, path: Path) -> PhotoEmbeddingHead:
+        """Weights saved by `save`; a head saved before fusion existed has no frozen share."""
         with np.load(path) as weights:
-            return cls(**{k: np.asarray(weights[k], dtype=np.float32) for k in weights.files})
+            arrays = {k: np.asarray(weights[k], dtype=np.float32) for k in weights.files}
+        return cls(
+            linear=arrays["linear"],
+            w1=arrays["w1"],
+            b1=arrays["b1"],
+            w2=arrays["w2"],
+            b2=arrays["b2"],
+            frozen_share=float(arrays.get("frozen_share", 0.0)),
+        )
 
 
 class TrainedPhotoEncoder:

@@ -30,6 +30,15 @@ from retrieval.heads.photo_matcher import MatchCalibrator
 from retrieval.training.augment import TrainingAugmenter
 from retrieval.training.photo_match import write_calibrator
 
+FROZEN_SHARE = 0.4
+"""Share of the frozen last-stage similarity fused into the learned one (`PhotoEmbeddingHead`):
+the largest that keeps recall@1 of simulated customer photos within 0.01 of the learned
+embedding alone. Measured on 3,000 products of product-catalogue-dev, simulated photos of the
+calibration seed 20240618, and the 3,068 real photos of clothing-small/train (products the shop
+does not sell: is the first match of the photo's kind?): share 0 → recall@1 0.963, right kind
+0.395; 0.2 → 0.960, 0.469; 0.4 → 0.957, 0.529; 0.5 → 0.952, 0.555; 0.6 → 0.947, 0.588;
+frozen alone → 0.715, 0.643."""
+
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
@@ -44,6 +53,7 @@ class EmbeddingConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 7
+    frozen_share: float = FROZEN_SHARE
 
 
 def training_features(
@@ -127,6 +137,7 @@ def fit_head(
             b1=network[0].bias.numpy().copy(),
             w2=network[2].weight.numpy().copy(),
             b2=network[2].bias.numpy().copy(),
+            frozen_share=config.frozen_share,
         )
     metrics = {
         "images": float(images),

@@ -4,6 +4,7 @@ CLI that trains it on a catalogue and evaluates with it (real EfficientNet stage
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from assistant.cli.photo_search import register
-from retrieval.heads.photo_embedding import PhotoEmbeddingHead, load_trained_matcher
+from retrieval.heads.photo_embedding import FROZEN_DIM, PhotoEmbeddingHead, load_trained_matcher
 from retrieval.heads.photo_matcher import MatchCalibrator
 from retrieval.training.augment import TrainingAugmenter
 from retrieval.training.photo_embedding import EmbeddingConfig, fit_head, save_trained_matcher
@@ -58,7 +59,9 @@ def test_training_views_are_reproducible_distinct_and_keep_the_size() -> None:
 @pytest.mark.unit
 def test_the_head_learns_to_find_each_views_own_image_and_is_seeded() -> None:
     clean, views = _features()
-    config = EmbeddingConfig(epochs=30, dim=32, hidden=64, batch=64, learning_rate=3e-3)
+    config = EmbeddingConfig(
+        epochs=30, dim=32, hidden=64, batch=64, learning_rate=3e-3, frozen_share=0.0
+    )
     head, metrics = fit_head(clean, views, config, progress=False)
     before = _recall_at_1(clean, views)
     after = _recall_at_1(head(clean), head(views.reshape(-1, clean.shape[1])).reshape(60, 4, 32))
@@ -75,7 +78,8 @@ def test_the_numpy_head_matches_torch_and_its_artefact_round_trips(tmp_path: Pat
     import torch
 
     clean, views = _features(images=10, views=2)
-    head, _ = fit_head(clean, views, EmbeddingConfig(epochs=1, dim=8, hidden=16), progress=False)
+    config = EmbeddingConfig(epochs=1, dim=8, hidden=16, frozen_share=0.0)
+    head, _ = fit_head(clean, views, config, progress=False)
     x = torch.from_numpy(clean)
     hidden = torch.nn.functional.gelu(
         x @ torch.from_numpy(head.w1).T + torch.from_numpy(head.b1), approximate="tanh"
@@ -92,6 +96,31 @@ def test_the_numpy_head_matches_torch_and_its_artefact_round_trips(tmp_path: Pat
     assert loaded.calibrator.threshold == 0.7
     np.testing.assert_allclose(loaded.head(clean), head(clean))
     assert isinstance(loaded.head, PhotoEmbeddingHead)
+
+
+@pytest.mark.unit
+def test_the_fused_head_mixes_learned_and_frozen_cosines_and_round_trips(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(4)
+    stages = rng.normal(size=(6, FROZEN_DIM + 40)).astype(np.float32)
+    config = EmbeddingConfig(epochs=1, dim=8, hidden=16, batch=6, frozen_share=0.3)
+    head, _ = fit_head(stages, stages[:, None, :], config, progress=False)
+    assert head.frozen_share == pytest.approx(0.3) and head.dim == 8 + FROZEN_DIM
+    fused = head(stages)
+    assert fused.shape == (6, head.dim)
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    learned = head.learned(stages)
+    frozen = stages[:, -FROZEN_DIM:] / np.linalg.norm(stages[:, -FROZEN_DIM:], axis=1)[:, None]
+    expected = 0.7 * learned @ learned.T + 0.3 * frozen @ frozen.T
+    np.testing.assert_allclose(fused @ fused.T, expected, atol=1e-5)
+    head.save(tmp_path / "head.npz")
+    loaded = PhotoEmbeddingHead.load(tmp_path / "head.npz")
+    assert loaded.frozen_share == pytest.approx(0.3)
+    np.testing.assert_allclose(loaded(stages), fused, atol=1e-6)
+    unfused = replace(head, frozen_share=0.0)
+    assert unfused.dim == 8
+    np.testing.assert_allclose(unfused(stages), learned)
 
 
 @pytest.mark.integration
