@@ -9,14 +9,19 @@ from pydantic import BaseModel
 from knowledge_base.store import COLLECTION_KINDS, KnowledgeStore
 
 
-class KbStats(BaseModel):
-    location: str
+class KbCounts(BaseModel):
+    """What the store holds, without where: the shape the public API shows."""
+
     products: int
     images: int
     article_chunks: int
     articles: int
     categories: dict[str, int]
     languages: dict[str, int]
+
+
+class KbStats(KbCounts):
+    location: str
 
 
 class Deletion(BaseModel):

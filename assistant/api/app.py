@@ -6,12 +6,12 @@ Endpoints and who may call them:
 |---|---|
 | POST /v1/chat | anyone (rate-limited per session and client); agents get agent-only fields |
 | POST /v1/search/text, /v1/search/image | anyone (rate-limited per client) |
+| GET /v1/products/{id}/image, /v1/products/{id}/images/{n} | anyone (rate-limited per client) |
 | GET /v1/sessions, GET /v1/sessions/{id}, POST /v1/sessions/{id}/replies | agent key |
 | GET /v1/sessions/{id}/replies | agent key, or the customer holding the session id |
 | DELETE /v1/sessions/{id} | agent key, or the customer holding the session id |
 | GET /v1/evidence/{id}, .../heatmaps/{file} | agent key |
 | POST /v1/kb/ingest, GET /v1/kb/stats | admin key |
-| GET /v1/products/{id}/image | anyone (rate-limited per client) |
 | GET /healthz, /readyz, /metrics | anyone (no personal data) |
 """
 
@@ -39,7 +39,7 @@ from assistant.api.auth import ApiKeys
 from assistant.api.context import ApiContext
 from assistant.api.errors import install_error_handlers
 from assistant.api.readiness import Readiness
-from assistant.api.uploads import BodySizeLimit
+from assistant.api.uploads import BodySizeLimit, base64_length
 from assistant.components import Components
 from assistant.services.chat import TurnRunner
 from assistant.services.metrics import Metrics
@@ -47,9 +47,11 @@ from assistant.settings import Settings
 from knowledge_base.demo import DEMO_SHOP
 
 API_PREFIX = "/v1"
-# JSON bodies (text search) are small; multipart routes get room for their uploads.
+# JSON bodies without a photo are small; photo routes get room for their uploads.
 JSON_BODY_LIMIT = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
+# A character of JSON text takes at most 12 bytes (an emoji escaped as a surrogate pair).
+JSON_BYTES_PER_CHAR = 12
 
 
 def create_app(
@@ -100,21 +102,24 @@ def create_app(
     ):
         app.include_router(module.router)
     app.router.routes.append(ApiFallback(list(app.router.routes)))
-    app.add_middleware(BodySizeLimit, limit_for=_body_limits(settings))
+    app.add_middleware(BodySizeLimit, limit_for=body_limits(settings))
     if ui:
         _mount_ui(app, components, context.turns)
     return app
 
 
-def _body_limits(settings: Settings) -> Callable[[str], tuple[int, str] | None]:
+def body_limits(settings: Settings) -> Callable[[str], tuple[int, str] | None]:
     """The body-size cap of each path and the setting behind it (None: not ours to cap)."""
     upload = int(settings.max_upload_mb * 1024 * 1024)
+    # The larger of a multipart photo and a base64 one (with an escaped line break every 76
+    # characters, as wrapped base64 has); the photo's own limit is checked on its bytes.
+    photo = max(upload, base64_length(upload) + base64_length(upload) // 38)
     caps = {
         f"{API_PREFIX}/chat": (
-            upload + settings.max_text_chars * 4 + MULTIPART_OVERHEAD,
+            photo + settings.max_text_chars * JSON_BYTES_PER_CHAR + MULTIPART_OVERHEAD,
             "SHOPSIGHT_MAX_UPLOAD_MB for the photo",
         ),
-        f"{API_PREFIX}/search/image": (upload + MULTIPART_OVERHEAD, "SHOPSIGHT_MAX_UPLOAD_MB"),
+        f"{API_PREFIX}/search/image": (photo + MULTIPART_OVERHEAD, "SHOPSIGHT_MAX_UPLOAD_MB"),
         f"{API_PREFIX}/kb/ingest": (
             int(settings.max_ingest_mb * 1024 * 1024) + MULTIPART_OVERHEAD,
             "SHOPSIGHT_MAX_INGEST_MB",

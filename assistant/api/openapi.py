@@ -1,8 +1,10 @@
-"""OpenAPI pieces shared by the routes: the error responses and hand-parsed multipart bodies."""
+"""OpenAPI pieces shared by the routes: the error responses and the bodies routes read themselves."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel
 
 from assistant.api.errors import ErrorBody
 
@@ -18,15 +20,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def multipart_body(properties: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
-    """Document a multipart body the route reads itself (strictly) instead of through FastAPI."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": properties, "required": required}
-                }
-            },
+def multipart_body(
+    properties: dict[str, dict[str, Any]],
+    required: list[str],
+    json_model: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """Document a multipart body the route reads itself (strictly) instead of through FastAPI,
+    and the JSON body it takes instead when `json_model` is given."""
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": properties, "required": required}
         }
     }
+    if json_model is not None:
+        content["application/json"] = {"schema": json_model.model_json_schema()}
+    return {"requestBody": {"required": True, "content": content}}

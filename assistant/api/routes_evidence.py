@@ -8,6 +8,7 @@ from fastapi.responses import FileResponse
 from assistant.api.context import AgentDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
+from assistant.api.public import public_pack
 from assistant.turn.schemas import EvidencePack
 
 router = APIRouter(tags=["evidence"])
@@ -47,7 +48,7 @@ def get_evidence(
     if pack.status == "pending":
         response.status_code = 202
         response.headers["Retry-After"] = str(RETRY_SECONDS)
-    return pack
+    return public_pack(pack)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
 from assistant.api.uploads import FileRule, megabytes, read_multipart
 from assistant.services.kb import CatalogueKind, IngestBusy, Upload, UploadRejected
-from knowledge_base.admin import KbStats
+from knowledge_base.admin import KbCounts
 from knowledge_base.ingest import IngestReport
 
 router = APIRouter(tags=["knowledge base"])
@@ -87,9 +87,9 @@ async def ingest(request: Request, context: ContextDep, _admin: AdminDep) -> Ing
 
 @router.get(
     "/v1/kb/stats",
-    response_model=KbStats,
+    response_model=KbCounts,
     summary="How many products, images and articles the knowledge base holds (admin key)",
     responses=ERRORS,
 )
-def stats(context: ContextDep, _admin: AdminDep) -> KbStats:
-    return context.components.kb.stats()
+def stats(context: ContextDep, _admin: AdminDep) -> KbCounts:
+    return KbCounts(**context.components.kb.stats().model_dump(exclude={"location"}))

@@ -1,7 +1,8 @@
 """Catalogue and FAQ search: public (the shop's own catalogue), rate-limited per client address.
 
 Text search is the knowledge-base service's: hybrid text search fused with photo evidence when
-a text-photo space exists. Results never show where files live on the server.
+a text-photo space exists. Photo search takes JSON (photo base64-encoded) or a multipart form.
+Results never show where files live on the server, nor the store's own metadata.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from assistant.api.context import CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
-from assistant.api.routes_products import public_match
-from assistant.api.uploads import image_rule, read_multipart, sniff_image
+from assistant.api.public import public_match
+from assistant.api.uploads import (
+    body_kind,
+    decode_base64_image,
+    image_rule,
+    read_json,
+    read_multipart,
+    sniff_image,
+)
 from assistant.services.kb import ProductHit
 from assistant.turn.safety import Limits, check_image
 from retrieval.search.hybrid import HybridArticleMatch, SearchFilters, SearchMode
@@ -116,10 +124,26 @@ IMAGE_FIELDS = {
 }
 
 
+class ImageSearch(BaseModel):
+    """`POST /v1/search/image` as JSON: the photo base64-encoded."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image: str = Field(
+        description="the photo, base64-encoded (a data:image/...;base64, URL also works); the "
+        "same size limit as a multipart photo (SHOPSIGHT_MAX_UPLOAD_MB, decoded)",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+    k: int = Field(5, ge=1, le=MAX_K, description=IMAGE_FIELDS["k"])
+    category: str | None = Field(None, description=IMAGE_FIELDS["category"])
+
+
 @router.post(
     "/v1/search/image",
     response_model=ImageSearchResult,
     summary="Find the products that look like a photo",
+    description="JSON (the photo base64-encoded in `image`) or a multipart form (the photo as "
+    "a file); the same limits and checks apply to both.",
     responses=ERRORS,
     openapi_extra=multipart_body(
         {
@@ -128,6 +152,7 @@ IMAGE_FIELDS = {
             "category": {"type": "string", "description": IMAGE_FIELDS["category"]},
         },
         required=["image"],
+        json_model=ImageSearch,
     ),
 )
 async def search_image(
@@ -135,6 +160,12 @@ async def search_image(
 ) -> ImageSearchResult:
     if not caller.trusted:
         context.limits.check_client(caller.client)
+    if body_kind(request, ", ".join(["image", *IMAGE_FIELDS])) == "json":
+        body = await read_json(request, ImageSearch)
+        data = decode_base64_image(body.image, image_rule(context.max_upload_bytes))
+        sniff_image(data, "image", context.settings.max_image_pixels)
+        category = (body.category or "").strip() or None
+        return await run_in_threadpool(_photo_search, context, data, body.k, category)
     form = await read_multipart(
         request,
         text_fields=IMAGE_FIELDS,

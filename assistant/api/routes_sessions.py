@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assistant.api.context import AgentDep, CallerDep, ContextDep
 from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS
+from assistant.api.public import public_record
 from assistant.api.routes_chat import valid_session_id
 from assistant.turn.memory import AgentReply, SessionState, TurnRecord
 
@@ -84,7 +85,7 @@ def get_session(session_id: str, context: ContextDep, _agent: AgentDep) -> Sessi
     return SessionView(
         session_id=session_id,
         state=memory.load_state(session_id),
-        turns=turns,
+        turns=[public_record(turn) for turn in turns],
         agent_replies=memory.agent_replies(session_id),
     )
 

@@ -1,27 +1,36 @@
-"""Reading uploads safely: body-size caps while reading, a strict multipart reader, image sniffing.
+"""Reading uploads safely: body-size caps while reading, a strict multipart reader, strict JSON
+bodies with base64 photos, image sniffing.
 
 Starlette's form parser reads files of any size and decodes text that is not UTF-8 as Latin-1
 without a word. Here every field is strict UTF-8, every file has a cap enforced while the bytes
 arrive, and an image's type comes from its bytes (Pillow), never from its name or content type.
+A base64 photo in a JSON body gets the same cap (checked from its length, before decoding) and
+then the same checks as a multipart file.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Literal, TypeVar
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.errors import ApiError
 from knowledge_base.images import MIN_SIDE
+
+Body = TypeVar("Body", bound=BaseModel)
+BodyKind = Literal["json", "multipart"]
 
 ACCEPTED_IMAGE_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO"}
 # Bytes of an over-limit body read and thrown away so the client gets the 413 rather than a reset.
@@ -30,6 +39,11 @@ DRAIN_ALLOWANCE = 32 * 1024 * 1024
 
 def megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
+
+
+def base64_length(size: int) -> int:
+    """Characters of `size` bytes in padded base64."""
+    return -(-size // 3) * 4
 
 
 class BodySizeLimit:
@@ -380,3 +394,59 @@ def image_rule(max_bytes: int) -> FileRule:
             f"limit is {megabytes(max_bytes)} (SHOPSIGHT_MAX_UPLOAD_MB): send a smaller photo"
         ),
     )
+
+
+def body_kind(request: Request, fields: str) -> BodyKind:
+    """Whether the body is JSON or multipart; anything else is a 415 naming both and `fields`."""
+    content_type = request.headers.get("content-type", "")
+    kind, _ = parse_options_header(content_type)
+    if kind == b"application/json":
+        return "json"
+    if kind == b"multipart/form-data":
+        return "multipart"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"send this request as application/json (photo base64-encoded) or as "
+        f"multipart/form-data (got {content_type[:80] or 'nothing'}); fields: {fields}",
+    )
+
+
+async def read_json(request: Request, model: type[Body]) -> Body:
+    """The body parsed into `model`; invalid JSON (400) and invalid fields (422) are reported
+    like those of the routes whose JSON body FastAPI parses."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+
+
+def decode_base64_image(value: str, rule: FileRule, name: str = "image") -> bytes:
+    """The bytes of a base64 photo (a `data:image/...;base64,` URL too), refused when too large
+    by its length, before anything is decoded; sniff them like a multipart file afterwards."""
+    encoded = value
+    if encoded.startswith("data:"):
+        header, comma, encoded = encoded.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise ApiError(
+                400,
+                "invalid_base64",
+                f"the field '{name}' is a data URL without ';base64,': send the photo's bytes "
+                "base64-encoded",
+            )
+    encoded = "".join(encoded.split())  # line breaks of wrapped base64 are allowed
+    padding = len(encoded) - len(encoded.rstrip("="))
+    size = len(encoded) // 4 * 3 - min(padding, 2)
+    if size > rule.max_bytes:
+        raise ApiError(413, "upload_too_large", rule.too_large(size))
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError as exc:  # binascii.Error, or a character outside ASCII
+        raise ApiError(
+            400,
+            "invalid_base64",
+            f"the field '{name}' is not valid base64 ({exc}); send the photo's bytes "
+            "base64-encoded (standard alphabet, with '=' padding) or as a multipart file",
+        ) from exc

@@ -104,7 +104,22 @@ def train_category_command(
 
 
 def eval_category_command(
-    data: DataOption,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Labelled photos (a folder of category sub-folders, or a catalogue), every one "
+            "scored.",
+        ),
+    ] = None,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--test-data",
+            help="Like --data, but refused when its photos are in the data the model was "
+            "trained on.",
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(help="A `category-vN` folder (default: the newest under the artefacts)."),
@@ -113,12 +128,17 @@ def eval_category_command(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate the category classifier: accuracy, macro-F1, per-class report, confusion matrix."""
-    from retrieval.evaluation.category import evaluate_category
+    from retrieval.evaluation.category import evaluate_category, separate_test_data
     from retrieval.heads.category import CategoryClassifier, latest_model_dir
     from retrieval.training.category import load_labelled_images
 
     settings = Settings()
+    path = test_data or data
     with user_errors(ImageRejected):
+        if path is None or (data is not None and test_data is not None):
+            raise ValueError(
+                "give one of --data PATH and --test-data PATH (photos the model never saw)"
+            )
         folder = model or latest_model_dir(settings.artifacts_dir)
         if folder is None:
             raise FileNotFoundError(
@@ -126,7 +146,9 @@ def eval_category_command(
                 "run `shopsight train category --data PATH` first"
             )
         classifier = CategoryClassifier.load(folder)
-        labelled = load_labelled_images(data)
+        labelled = load_labelled_images(path)
+        if test_data is not None:
+            separate_test_data(classifier, labelled)
         report = evaluate_category(
             classifier,
             labelled,
@@ -137,7 +159,7 @@ def eval_category_command(
         )
 
     def render() -> None:
-        table = Table("class", "precision", "recall", "F1", "support", title=f"Category: {data}")
+        table = Table("class", "precision", "recall", "F1", "support", title=f"Category: {path}")
         for row in report.details["per_class"]:
             table.add_row(
                 row["label"],

@@ -27,6 +27,14 @@ DataOption = Annotated[
 ]
 TextColOption = Annotated[str, typer.Option("--text-col", help="Column holding the message.")]
 LabelColOption = Annotated[str, typer.Option("--label-col", help="Column holding the intent.")]
+TestDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--test-data",
+        help="A separate labelled CSV in the training file's format, scored on every row "
+        "(instead of --data, which is scored on its held-out rows).",
+    ),
+]
 
 
 def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -90,7 +98,11 @@ def train_intent_command(
 
 
 def eval_intent_command(
-    data: DataOption,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Labelled CSV scored on its held-out rows (see --split-seed)."),
+    ] = None,
+    test_data: TestDataOption = None,
     text_col: TextColOption = "text",
     label_col: LabelColOption = "label",
     model: Annotated[
@@ -116,9 +128,15 @@ def eval_intent_command(
     out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score intent models on the held-out test rows of a labelled CSV: accuracy, macro-F1,
-    per-class figures and a confusion matrix each."""
-    from assistant.evaluation.intent import applicable_models, evaluate_intent, held_out_rows
+    """Score intent models on the held-out test rows of a labelled CSV, or on every row of a
+    separate one (--test-data): accuracy, macro-F1, per-class figures and a confusion matrix
+    each."""
+    from assistant.evaluation.intent import (
+        applicable_models,
+        evaluate_intent,
+        held_out_rows,
+        test_file_rows,
+    )
     from assistant.perception.intent import FewShotIntentModel, TrainedIntentModel, latest_model_dir
     from assistant.training.intent import read_labelled_texts
     from retrieval.encoders.registry import get_text_embedder
@@ -126,16 +144,29 @@ def eval_intent_command(
     settings = Settings()
     cache_dir = settings.data_dir / "cache"
     with user_errors():
-        labelled = read_labelled_texts(data, text_col, label_col)
+        if (data is None) == (test_data is None):
+            raise ValueError(
+                "give one of --data CSV (scored on its held-out rows) and --test-data CSV "
+                "(a separate file, scored on every row)"
+            )
+        if test_data is not None and split_seed is not None:
+            raise ValueError("--split-seed applies to --data; --test-data is scored whole")
+        path = test_data or data
+        assert path is not None
+        labelled = read_labelled_texts(path, text_col, label_col)
         folder = model_dir or latest_model_dir(settings.artifacts_dir)
-        if model in ("trained", "combined") and folder is None:
+        needs_head = model in ("trained", "combined") or (test_data is not None and model == "all")
+        if needs_head and folder is None:
             raise FileNotFoundError(
                 f"no intent model under {settings.artifacts_dir}: run `shopsight train intent "
                 "--data CSV --text-col ... --label-col ...` first"
             )
         embedder = get_text_embedder(settings.text_embedder, settings.cache_dir)
         trained = TrainedIntentModel.load(folder, embedder) if folder else None
-        held_out = held_out_rows(labelled, trained, split_seed)
+        if test_data is not None:
+            held_out = test_file_rows(labelled, trained)
+        else:
+            held_out = held_out_rows(labelled, trained, split_seed)
         fewshot = FewShotIntentModel(embedder, cache_dir=cache_dir)
         models = [model] if model != "all" else applicable_models(labelled.labels, trained)
         reports = evaluate_intent(
@@ -156,7 +187,7 @@ def eval_intent_command(
             }
         )
         return
-    table = Table("model", "accuracy", "macro-F1", "messages", title=f"Intent: {data}")
+    table = Table("model", "accuracy", "macro-F1", "messages", title=f"Intent: {path}")
     for name, report in reports.items():
         table.add_row(
             f"{name} [dim]({report.settings['model']})[/]",

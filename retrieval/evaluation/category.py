@@ -1,4 +1,8 @@
-"""`shopsight eval category`: accuracy, macro-F1, calibration and confusions on labelled photos."""
+"""`shopsight eval category`: accuracy, macro-F1, calibration and confusions on labelled photos.
+
+`--test-data` is a separate set of photos; `separate_test_data` refuses the photos the model was
+trained on, whose score would say nothing about new photos.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,26 @@ def category_metrics(
         "images": float(len(true)),
     }
     return metrics, rows, confusion_matrix(true, predicted, labels=labels), labels
+
+
+def separate_test_data(classifier: CategoryClassifier, data: LabelledImages) -> None:
+    """Refuse test photos inside the data the model was trained on (as its meta.json names it:
+    a folder, or a catalogue file)."""
+    recorded = classifier.meta.get("data", {}).get("source")
+    if not recorded:
+        return
+    trained_on = Path(recorded).resolve()
+    inside = [
+        path
+        for path in data.paths
+        if trained_on == Path(path).resolve() or trained_on in Path(path).resolve().parents
+    ]
+    if inside or trained_on == Path(data.source).resolve():
+        raise ValueError(
+            f"{data.source}: {len(inside) or 'all'} of its {len(data.paths)} photos are in "
+            f"{recorded}, which the model was trained on; give photos it never saw (e.g. a "
+            "validation folder)"
+        )
 
 
 def evaluate_category(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -37,3 +38,18 @@ def chat(
         files=multipart({"session_id": session, "text": text, **fields}, files),
         headers=headers,
     )
+
+
+def chat_json(
+    client: httpx.Client,
+    session: str,
+    text: str = "",
+    image: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> httpx.Response:
+    """`chat` with a JSON body, the photo base64-encoded."""
+    body: dict[str, Any] = {"session_id": session, "text": text, **fields}
+    if image is not None:
+        body["image"] = base64.b64encode(image).decode("ascii")
+    return client.post("/v1/chat", json=body, headers=headers)

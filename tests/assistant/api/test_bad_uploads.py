@@ -3,6 +3,7 @@ server stays healthy after every one."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -159,11 +160,13 @@ CHAT_CASES: dict[str, tuple[Callable[[httpx.Client], httpx.Response], int, str |
         "unsupported_media_type",
         "multipart/form-data",
     ),
-    "json body": (
-        lambda client: client.post("/v1/chat", json={"session_id": "s", "text": "hi"}),
+    "plain-text body": (
+        lambda client: client.post(
+            "/v1/chat", content=b'{"session_id": "s"}', headers={"content-type": "text/plain"}
+        ),
         415,
         "unsupported_media_type",
-        "multipart/form-data",
+        "application/json",
     ),
     "unknown field": (
         _chat_fields({"session_id": "s-unknown", "txt": "hi"}),
@@ -231,11 +234,133 @@ CHAT_CASES: dict[str, tuple[Callable[[httpx.Client], httpx.Response], int, str |
 }
 
 
-@pytest.mark.parametrize("case", list(CHAT_CASES))
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _chat_json(body: Any) -> Callable[[httpx.Client], httpx.Response]:
+    return lambda client: client.post("/v1/chat", json=body)
+
+
+def _chat_json_image(image: Any) -> Callable[[httpx.Client], httpx.Response]:
+    return _chat_json({"session_id": session_id(), "text": "what is it?", "image": image})
+
+
+# Over the 1 MB photo limit once decoded, yet inside the chat body cap: refused by its length.
+OVER_LIMIT_BASE64 = _b64(b"\xff\xd8\xff\xe0" + b"\x00" * 1_100_000)
+
+JSON_CHAT_CASES: dict[
+    str, tuple[Callable[[httpx.Client], httpx.Response], int, str | None, str]
+] = {
+    "bad base64": (_chat_json_image("not base64 at all!"), 400, "invalid_base64", "base64"),
+    "base64 with a stray character": (
+        _chat_json_image(_b64(_jpeg())[:-8] + "*" + _b64(_jpeg())[-7:]),
+        400,
+        "invalid_base64",
+        "base64",
+    ),
+    "data URL without base64": (
+        _chat_json_image("data:image/png,rawbytes"),
+        400,
+        "invalid_base64",
+        ";base64",
+    ),
+    "base64 over the photo limit": (
+        _chat_json_image(OVER_LIMIT_BASE64),
+        413,
+        "upload_too_large",
+        "SHOPSIGHT_MAX_UPLOAD_MB",
+    ),
+    "base64 over the photo limit with a bad tail": (
+        _chat_json_image(OVER_LIMIT_BASE64[:-4] + "!!!!"),
+        413,
+        "upload_too_large",
+        "SHOPSIGHT_MAX_UPLOAD_MB",
+    ),
+    "huge base64": (
+        _chat_json_image(_b64(b"\x00" * 3_000_000)),
+        413,
+        "payload_too_large",
+        "MB",
+    ),
+    "pdf as base64": (_chat_json_image(_b64(PDF)), 415, "unsupported_image_type", "not an image"),
+    "truncated jpeg as base64": (
+        _chat_json_image(_b64(_jpeg()[: len(_jpeg()) // 2])),
+        400,
+        "input_rejected",
+        "truncated",
+    ),
+    "empty base64": (_chat_json_image(""), 400, "empty_upload", "empty"),
+    "pixel bomb as base64": (
+        _chat_json_image(_b64(_png_header_claiming(30_000, 30_000))),
+        413,
+        "image_too_large",
+        "pixels",
+    ),
+    "image as a number": (_chat_json_image(12345), 422, "invalid_request", "image"),
+    "image as a list of bytes": (_chat_json_image([255, 216]), 422, "invalid_request", "image"),
+    "session id as a number": (
+        _chat_json({"session_id": 42, "text": "hi"}),
+        422,
+        "invalid_request",
+        "session_id",
+    ),
+    "text as a list": (
+        _chat_json({"session_id": "s-list", "text": ["hi"]}),
+        422,
+        "invalid_request",
+        "text",
+    ),
+    "missing session id": (_chat_json({"text": "hi"}), 422, "invalid_request", "session_id"),
+    "unknown field": (
+        _chat_json({"session_id": "s-unknown", "txt": "hi"}),
+        422,
+        "invalid_request",
+        "txt",
+    ),
+    "unknown language": (
+        _chat_json({"session_id": "s-lang", "text": "bonjour", "lang": "fr"}),
+        422,
+        "invalid_request",
+        "lang",
+    ),
+    "an array, not an object": (_chat_json(["s", "hi"]), 422, "invalid_request", "object"),
+    "not json": (
+        lambda client: client.post(
+            "/v1/chat", content=b"{session_id", headers={"content-type": "application/json"}
+        ),
+        400,
+        "invalid_json",
+        "JSON",
+    ),
+    "huge text": (
+        _chat_json({"session_id": "s-huge", "text": "a" * (MAX_TEXT_CHARS + 1)}),
+        413,
+        "text_too_long",
+        "SHOPSIGHT_MAX_TEXT_CHARS",
+    ),
+    "session id with a path": (
+        _chat_json({"session_id": "../../etc", "text": "hi"}),
+        422,
+        "invalid_field",
+        "session_id",
+    ),
+    "empty message": (
+        _chat_json({"session_id": "s-empty-json", "text": "   "}),
+        400,
+        "input_rejected",
+        "empty",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [*CHAT_CASES, *(f"json: {name}" for name in JSON_CHAT_CASES)])
 def test_bad_chat_request_is_a_clear_4xx_and_the_server_stays_healthy(
     client: httpx.Client, case: str
 ) -> None:
-    send, status, code, fragment = CHAT_CASES[case]
+    send, status, code, fragment = (
+        CHAT_CASES.get(case) or JSON_CHAT_CASES[case.removeprefix("json: ")]
+    )
     message = assert_error(send(client), status, code)
     assert fragment.lower() in message.lower(), message
     assert_healthy(client)
@@ -349,6 +474,25 @@ def test_bad_image_search_is_a_clear_4xx(
     code: str,
 ) -> None:
     assert_error(client.post("/v1/search/image", files=multipart(fields, files)), status, code)
+    assert_healthy(client)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"k": 3}, 422, "invalid_request"),
+        ({"image": "%%%"}, 400, "invalid_base64"),
+        ({"image": _b64(PDF)}, 415, "unsupported_image_type"),
+        ({"image": _b64(_png((64, 64))), "k": "3"}, 422, "invalid_request"),
+        ({"image": _b64(_png((64, 64))), "k": 0}, 422, "invalid_request"),
+        ({"image": OVER_LIMIT_BASE64}, 413, "upload_too_large"),
+        ({"image": _b64(b"\x00" * 3_000_000)}, 413, "payload_too_large"),
+    ],
+)
+def test_bad_json_image_search_is_a_clear_4xx(
+    client: httpx.Client, body: dict[str, Any], status: int, code: str
+) -> None:
+    assert_error(client.post("/v1/search/image", json=body), status, code)
     assert_healthy(client)
 
 

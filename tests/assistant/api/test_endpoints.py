@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -12,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant.api.public import PUBLIC_METADATA
 from assistant.components import Components
 from knowledge_base.admin import delete_record
 from tests.assistant.api.conftest import ADMIN, AGENT, assert_error, assert_healthy
-from tests.assistant.api.helpers import chat, multipart, session_id
+from tests.assistant.api.helpers import chat, chat_json, multipart, session_id
 from tests.assistant.demo_shop import DEMO, customer_photo
 
 pytestmark = pytest.mark.integration
@@ -55,7 +57,20 @@ def test_health_readiness_metrics_and_docs(client: httpx.Client) -> None:
         "/metrics",
     ):
         assert path in paths
-    assert "multipart/form-data" in paths["/v1/chat"]["post"]["requestBody"]["content"]
+    for path in ("/v1/chat", "/v1/search/image"):
+        content = paths[path]["post"]["requestBody"]["content"]
+        assert "multipart/form-data" in content
+        assert content["application/json"]["schema"]["properties"]["image"]
+    chat_body = paths["/v1/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert chat_body["required"] == ["session_id"]
+    assert set(chat_body["properties"]) == {
+        "session_id",
+        "text",
+        "image",
+        "lang",
+        "chosen_product_id",
+    }
+    assert chat_body["additionalProperties"] is False
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
@@ -89,10 +104,36 @@ def test_photo_chat_recognises_the_product_and_a_pick_is_answered(client: httpx.
     picture = client.get(card["image"])
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
     assert_error(client.get("/v1/products/no-such-product/image"), 404, "image_not_found")
+    history = client.get(f"/v1/sessions/{session}", headers=AGENT)
+    assert history.status_code == 200 and str(DEMO) not in history.text
+    assert history.json()["turns"][0]["result"]["products"][0]["image"] == card["image"]
 
     picked = chat(client, session_id(), chosen_product_id="mug-stoneware-blue")
     assert picked.status_code == 200, picked.text
     assert "mug-stoneware-blue" in [c["source_id"] for c in picked.json()["citations"]]
+
+
+def test_json_chat_with_a_base64_photo_answers_like_multipart(client: httpx.Client) -> None:
+    photo = customer_photo("backpack-urban-black")
+    session = session_id("json")
+    sent = chat_json(client, session, "Hi, what is this?", image=photo)
+    assert sent.status_code == 200, sent.text
+    card = sent.json()["products"][0]
+    assert card["product_id"] == "backpack-urban-black"
+    assert card["image"] == "/v1/products/backpack-urban-black/image"
+    assert sent.json()["suggested_replies"] == []
+
+    as_data_url = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
+    agent = client.post(
+        "/v1/chat",
+        json={"session_id": session, "text": "And this one?", "image": as_data_url, "lang": "en"},
+        headers=AGENT,
+    )
+    assert agent.status_code == 200, agent.text
+    assert agent.json()["turn_index"] == 1 and agent.json()["debug"] != {}
+    text_only = chat_json(client, session_id(), "What is your return policy?")
+    assert text_only.status_code == 200, text_only.text
+    assert text_only.json()["decision"]["action"] == "answer"
 
 
 def test_concurrent_messages_of_one_session_are_taken_in_turn(client: httpx.Client) -> None:
@@ -121,6 +162,7 @@ def test_sessions_are_listed_and_read_by_agents_with_redacted_text(client: httpx
     assert body["state"]["turn_count"] == 1
     (turn,) = body["turns"]
     assert "[email]" in turn["text"] and "jane.doe" not in turn["text"]
+    assert str(DEMO) not in read.text
     assert turn["result"]["evidence_id"] == turn["evidence_id"]
 
     assert_error(
@@ -187,11 +229,41 @@ def test_image_search_finds_the_photographed_product(client: httpx.Client) -> No
     products = found.json()["products"]
     assert len(products) == 3 and products[0]["product_id"] == "mug-stoneware-blue"
 
+    photo = base64.b64encode(customer_photo("mug-stoneware-blue")).decode()
+    as_json = client.post("/v1/search/image", json={"image": photo, "k": 3})
+    assert as_json.status_code == 200, as_json.text
+    assert [p["product_id"] for p in as_json.json()["products"]] == [
+        p["product_id"] for p in products
+    ]
+
+
+def test_anonymous_search_results_show_links_and_whitelisted_metadata_only(
+    client: httpx.Client,
+) -> None:
+    by_photo = client.post(
+        "/v1/search/image",
+        files=multipart({"k": "3"}, {"image": ("x.jpg", customer_photo("mug-stoneware-blue"))}),
+    )
+    by_text = client.post("/v1/search/text", json={"query": "blue mug", "k": 3})
+    for response in (by_photo, by_text):
+        assert response.status_code == 200, response.text
+        assert str(DEMO) not in response.text and "vector_hash" not in response.text
+        for product in response.json()["products"]:
+            assert set(product["metadata"]) <= set(PUBLIC_METADATA)
+            assert product["metadata"]["description"]
+    best = by_photo.json()["products"][0]
+    assert best["matched_image"] == "/v1/products/mug-stoneware-blue/images/0"
+    picture = client.get(best["matched_image"])
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    assert_error(client.get("/v1/products/mug-stoneware-blue/images/7"), 404, "image_not_found")
+    assert_error(client.get("/v1/products/mug-stoneware-blue/images/-1"), 422)
+
 
 def test_kb_stats_need_an_admin_key(client: httpx.Client) -> None:
     stats = client.get("/v1/kb/stats", headers=ADMIN)
     assert stats.status_code == 200
     assert stats.json()["products"] >= 59 and stats.json()["articles"] > 0
+    assert "location" not in stats.json()
     assert_error(client.get("/v1/kb/stats", headers=AGENT), 403, "admin_key_required")
 
 
@@ -301,6 +373,8 @@ def test_evidence_is_pending_then_ready_with_heatmaps(client: httpx.Client) -> N
     assert pack.status_code == 200, pack.text
     body = pack.json()
     assert body["status"] == "ready", body.get("error")
+    assert body["products"][0]["image"] == "/v1/products/backpack-urban-black/image"
+    assert str(DEMO) not in pack.text
     assert {a["target"] for a in body["attributions"]} == {"sentiment", "intent", "escalation"}
     assert body["heatmaps"]
     heatmap = client.get(

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
+from assistant.api.public import PUBLIC_METADATA
 from assistant.components import Components
 from assistant.settings import Settings
 from knowledge_base.loaders import load_paths
@@ -77,6 +78,7 @@ def test_search_results_link_pictures_instead_of_naming_server_files(
     assert found.status_code == 200, found.text
     assert str(tmp_path) not in found.text
     boot = next(p for p in found.json()["products"] if p["product_id"] == "boot")
-    assert boot["matched_image"] == "/v1/products/boot/image"
-    assert "images" not in boot["metadata"]
+    assert boot["matched_image"] == "/v1/products/boot/images/0"
+    assert set(boot["metadata"]) <= set(PUBLIC_METADATA)
+    assert "images" not in boot["metadata"] and "vector_hash" not in boot["metadata"]
     assert client.get(boot["matched_image"]).status_code == 200
