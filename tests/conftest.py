@@ -162,3 +162,27 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("demo-store") / "data"
     ingest_demo_shop(Components(Settings(data_dir=data_dir, text_embedder="e5"), progress=False))
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def shop3000_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with the 3,000-product evaluation catalogue (real photos, seeded prices and
+    stock) and the demo shop's articles, ingested with the real models once per session.
+
+    Skipped where `../shared/data/product-catalogue-dev` is absent. Tests may hold conversations on it
+    but must not change its catalogue (copy it first).
+    """
+    from assistant.components import Components
+    from knowledge_base.loaders import load_paths
+    from retrieval.evaluation.catalogue_dev import DEFAULT_SOURCE, catalogue_rows, write_catalogue
+
+    if not (DEFAULT_SOURCE / "styles.csv").is_file():
+        pytest.skip(f"the product catalogue is not available at {DEFAULT_SOURCE}")
+    root = tmp_path_factory.mktemp("shop3000")
+    catalogue = write_catalogue(catalogue_rows(DEFAULT_SOURCE, 3000), root / "catalogue3000.csv")
+    articles = Path(__file__).resolve().parents[1] / "knowledge_base" / "demo_shop" / "articles"
+    data_dir = root / "data"
+    components = Components(Settings(data_dir=data_dir, text_embedder="e5"), progress=False)
+    report = components.kb.ingest(load_paths([catalogue, articles]))
+    assert report.ok and report.products_embedded == 3000, report
+    return data_dir

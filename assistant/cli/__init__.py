@@ -17,6 +17,7 @@ def build_app() -> typer.Typer:
         alignment,
         category,
         chat,
+        conversations,
         demo,
         explain,
         faq,
@@ -44,6 +45,7 @@ def build_app() -> typer.Typer:
     app.add_typer(eval_app, name="eval")
     for module in (category, photo_search, alignment, faq, intent, sentiment):
         module.register(train_app, eval_app)
+    conversations.register(eval_app)
     for group in (demo, chat, explain, serve, review):
         group.register(app)
     return app
