@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from assistant.cli.common import (
     user_errors,
 )
 from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from retrieval.evaluation.report import EvalReport
 
 console = Console()
 
@@ -125,16 +128,27 @@ def eval_intent_command(
         Path | None,
         typer.Option(help="An `intent-vN` folder (default: the newest under the artefacts)."),
     ] = None,
+    out_of_scope: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-of-scope",
+            help="Messages that fit no shop intent, one a line (# starts a comment): the share "
+            "the shop-intent models reject as `other` is reported with the rest.",
+        ),
+    ] = None,
     out: ReportsOutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score intent models on the held-out test rows of a labelled CSV, or on every row of a
     separate one (--test-data): accuracy, macro-F1, per-class figures and a confusion matrix
-    each."""
+    each. Shop-intent models also report how often they answer `other` (reject the message):
+    for messages labelled `other` (Bitext intents no shop intent fits), for in-scope ones and
+    for the --out-of-scope messages."""
     from assistant.evaluation.intent import (
         applicable_models,
         evaluate_intent,
         held_out_rows,
+        read_messages,
         test_file_rows,
     )
     from assistant.perception.intent import FewShotIntentModel, TrainedIntentModel, latest_model_dir
@@ -154,6 +168,7 @@ def eval_intent_command(
         path = test_data or data
         assert path is not None
         labelled = read_labelled_texts(path, text_col, label_col)
+        off_topic = read_messages(out_of_scope) if out_of_scope else []
         folder = model_dir or latest_model_dir(settings.artifacts_dir)
         needs_head = model in ("trained", "combined") or (test_data is not None and model == "all")
         if needs_head and folder is None:
@@ -178,6 +193,7 @@ def eval_intent_command(
             held_out,
             out or settings.data_dir / "reports",
             progress=not as_json,
+            off_topic=off_topic,
         )
     if as_json:
         print_json(
@@ -196,5 +212,31 @@ def eval_intent_command(
             str(int(report.metrics["examples"])),
         )
     console.print(table)
+    rejections = _rejection_table(reports)
+    if rejections is not None:
+        console.print(rejections)
     console.print(f"Held-out rows: {held_out.note}.")
     console.print("Wrote " + ", ".join(f for r in reports.values() for f in r.files))
+
+
+def _rejection_table(reports: dict[str, EvalReport]) -> Table | None:
+    """Shares answered `other` per shop-intent model; None when no report has them."""
+    columns: dict[str, tuple[str, str]] = {
+        "out_of_scope_rejected": ("labelled other, rejected", "out_of_scope_messages"),
+        "in_scope_rejected": ("in scope, wrongly rejected", "in_scope_messages"),
+        "off_topic_rejected": ("off-topic, rejected", "off_topic_messages"),
+    }
+    shown = [key for key in columns if any(key in r.metrics for r in reports.values())]
+    if not shown:
+        return None
+    table = Table("model", *(columns[key][0] for key in shown), title="Answered `other`")
+    for name, report in reports.items():
+        if not any(key in report.metrics for key in shown):
+            continue
+        cells = []
+        for key in shown:
+            value, count_key = report.metrics.get(key), columns[key][1]
+            count = f" of {int(report.metrics[count_key])}" if count_key in report.metrics else ""
+            cells.append("" if value is None else f"{value:.4f}{count}")
+        table.add_row(name, *cells)
+    return table

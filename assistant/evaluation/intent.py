@@ -4,6 +4,12 @@ The trained head is scored on the very test rows it held out when the file is th
 trained on, so it is never scored on its own training rows, or on every row of a separate test
 file; the few-shot model and the deployed combination (head, then few-shot fallback) are scored
 on shop intents.
+
+Out of scope is `other`: a shop-intent model rejects a message by answering `other` (on its
+merits or for lack of confidence). Each report on shop intents says how many held-out messages
+labelled `other` (for Bitext, the intents no shop intent fits, such as accounts and newsletters)
+it rejected, how many in-scope ones it wrongly rejected, and, given a file of messages that fit
+no intent at all (`--out-of-scope`), how many of those it rejected.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from assistant.perception.intent import (
     TrainedIntentModel,
     load_examples,
 )
-from assistant.perception.intents import SHOP_INTENTS
+from assistant.perception.intents import SHOP_INTENTS, Intent
 from assistant.training.intent import LabelledTexts, stratified_split
+from retrieval.evaluation.classification import DataFormatError
 from retrieval.evaluation.report import EvalReport
+
+OUT_OF_SCOPE = Intent.OTHER.value
 
 
 @dataclass
@@ -82,6 +91,39 @@ def test_file_rows(data: LabelledTexts, trained: TrainedIntentModel | None) -> H
     return HeldOut(np.arange(len(data.texts)), f"every row of {name} ({len(data.texts)}){model}")
 
 
+def read_messages(path: Path) -> list[str]:
+    """Messages one a line (UTF-8); blank lines and lines starting with `#` are skipped."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    messages = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not messages:
+        raise DataFormatError(f"{path}: no messages (one a line; # starts a comment)")
+    return messages
+
+
+def rejection_metrics(
+    gold: Sequence[str], predicted: Sequence[str], off_topic_predicted: Sequence[str] = ()
+) -> dict[str, float]:
+    """How often `other` was answered: for the messages labelled `other` (rejected as they
+    should be), for the in-scope ones (wrongly rejected) and for off-topic messages."""
+    rejected = np.array([p == OUT_OF_SCOPE for p in predicted], dtype=bool)
+    out_of_scope = np.array([g == OUT_OF_SCOPE for g in gold], dtype=bool)
+    metrics: dict[str, float] = {}
+    if out_of_scope.any():
+        metrics["out_of_scope_rejected"] = float(rejected[out_of_scope].mean())
+        metrics["out_of_scope_messages"] = float(out_of_scope.sum())
+    if (~out_of_scope).any():
+        metrics["in_scope_rejected"] = float(rejected[~out_of_scope].mean())
+        metrics["in_scope_messages"] = float((~out_of_scope).sum())
+    if off_topic_predicted:
+        metrics["off_topic_rejected"] = float(
+            np.mean([p == OUT_OF_SCOPE for p in off_topic_predicted])
+        )
+        metrics["off_topic_messages"] = float(len(off_topic_predicted))
+    return metrics
+
+
 def shop_labels(labels: Sequence[str], mapping: dict[str, str]) -> list[str] | None:
     """Gold labels as shop intents (through `mapping`, or labels that are shop intents already);
     None when some label is neither, as the few-shot model cannot be scored on it then."""
@@ -114,19 +156,22 @@ def evaluate_intent(
     held_out: HeldOut,
     out_dir: Path | None = None,
     progress: bool = True,
+    off_topic: Sequence[str] = (),
 ) -> dict[str, EvalReport]:
     """Score each of `models` (`fewshot`, `trained`, `combined`) on the held-out rows.
 
     `trained` is scored on the file's own labels (unsure counts as wrong); `fewshot` and
-    `combined` (the deployed classifier: head, few-shot fallback) on shop intents.
+    `combined` (the deployed classifier: head, few-shot fallback) on shop intents, with the
+    rejection figures of `rejection_metrics` (`off_topic`: messages that fit no intent).
     """
     from retrieval.evaluation.classification import evaluate_classifier
 
     texts = [data.texts[i] for i in held_out.rows]
     labels = [data.labels[i] for i in held_out.rows]
     cached = CachedEmbedder(fewshot.embedder, cache_dir)
+    every = list(dict.fromkeys([*texts, *off_topic]))
     vectors = dict(
-        zip(texts, cached.embed_texts(texts, kind=EMBED_KIND, progress=progress), strict=True)
+        zip(every, cached.embed_texts(every, kind=EMBED_KIND, progress=progress), strict=True)
     )
 
     def embedded(batch: list[str]) -> np.ndarray:
@@ -157,8 +202,9 @@ def evaluate_intent(
         else:
             raise ValueError(f"unknown intent model {name!r}; choose fewshot, trained or combined")
         assert gold is not None
-        reports[name] = evaluate_classifier(
-            predict,
+        recording, predicted = _recorded(predict)
+        report = evaluate_classifier(
+            recording,
             texts,
             gold,
             f"intent-{name}",
@@ -167,7 +213,32 @@ def evaluate_intent(
             progress=progress,
             settings={"model": model_name, "held_out": held_out.note},
         )
+        if name != "trained":
+            answered = predict(list(off_topic)) if off_topic else []
+            report.metrics.update(rejection_metrics(gold, predicted, answered))
+            accepted = [
+                (t, a) for t, a in zip(off_topic, answered, strict=True) if a != OUT_OF_SCOPE
+            ]
+            if accepted:
+                report.details["off_topic_answered"] = dict(accepted)
+            if out_dir is not None:
+                report.write(out_dir)
+        reports[name] = report
     return reports
+
+
+def _recorded(
+    predict: Callable[[list[str]], list[str]],
+) -> tuple[Callable[[list[str]], list[str]], list[str]]:
+    """`predict` that also keeps its answers, for the figures the classification report lacks."""
+    answers: list[str] = []
+
+    def recording(batch: list[str]) -> list[str]:
+        labels = predict(batch)
+        answers.extend(labels)
+        return labels
+
+    return recording, answers
 
 
 def _labeller(
