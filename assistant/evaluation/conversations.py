@@ -325,12 +325,23 @@ def _check_cards(expect: CardExpectation, cards: list[ProductCard]) -> str | Non
     return None
 
 
+def warm_up(send: SendTurn) -> None:
+    """One text and one photo turn, neither scored nor timed, so the latency figures are those
+    of a running service and not of models loading on first use."""
+    probe = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(probe, format="JPEG")
+    send(TurnRequest(session_id="eval-warm-up", text="hello"))
+    send(TurnRequest(session_id="eval-warm-up", text="what is this?", image=probe.getvalue()))
+
+
 def run_scripts(
     scripts: Iterable[LoadedScript],
     send: SendTurn,
     photos: PhotoMaker,
     progress: Callable[[ScriptOutcome], None] | None = None,
 ) -> list[ScriptOutcome]:
+    """Every script after a warm-up, in order, each in a session of its own."""
+    warm_up(send)
     outcomes = []
     for script in scripts:
         outcome = run_script(script, send, photos)
@@ -422,7 +433,8 @@ def conversation_report(
                 "first; photo_wrong_product_asserted: those answered with another product; "
                 "absent_product_asserted: photos of products the shop does not sell answered as "
                 "if known; order_number_right / policy_right: ticket turns with the expected "
-                "order reference / policy article; latency is per turn as the client saw it."
+                "order reference / policy article; latency is per turn as the client saw it, after "
+                "one warm-up text and photo turn."
             ),
             "target": target,
             "failures": failures,

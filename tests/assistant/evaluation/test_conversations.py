@@ -191,6 +191,7 @@ def test_a_run_reports_success_per_kind_and_the_shop_figures(tmp_path: Path) -> 
     assert metrics["photo_wrong_product_asserted"] == 0.5
     assert metrics["photo_turns"] == 2 and metrics["text_turns"] == 1
     assert [f["script"] for f in report.details["failures"]] == ["photo/2.yaml"]
-    # Each script gets its own session, and the simulated photo differs from the file sent.
-    assert len({request.session_id for request in sent}) == 3
-    assert sent[1].image != (photos / "shop" / "red.jpg").read_bytes()
+    # Two warm-up turns, then each script in its own session; the simulated photo is not the file.
+    assert [request.session_id for request in sent[:2]] == ["eval-warm-up"] * 2
+    assert len({request.session_id for request in sent[2:]}) == 3
+    assert sent[3].image != (photos / "shop" / "red.jpg").read_bytes()
