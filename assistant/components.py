@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,9 +24,12 @@ from assistant.settings import Settings
 from assistant.turn.engine import Engine, EngineConfig
 from assistant.turn.memory import ConversationMemory
 from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
+from assistant.turn.product_search import CatalogueSearch
 from assistant.turn.safety import Limits
 from assistant.turn.schemas import TurnResult
+from knowledge_base.backup import BackupSources
 from knowledge_base.ingest import IngestOptions, Ingestor
+from knowledge_base.lock import Role, StoreLock
 from knowledge_base.mirror import MirrorReport, PathEmbedder, is_synced, sync_mirror
 from knowledge_base.store import HnswSettings, KnowledgeStore
 from retrieval.encoders.image import ImageEncoder
@@ -72,6 +77,46 @@ class Components:
             url=s.chroma_url,
             prefix=s.collection_prefix,
             hnsw=HnswSettings(s.hnsw_m, s.hnsw_construction_ef, s.hnsw_search_ef),
+        )
+
+    def store_lock(self) -> StoreLock | None:
+        """The writer lock of the embedded store (None with a Chroma server, which orders
+        writes itself); known without opening the store, so a refusal comes at once."""
+        s = self.settings
+        return None if s.chroma_url else StoreLock(s.resolved_chroma_path)
+
+    @contextmanager
+    def writing(self, role: Role = "command") -> Iterator[None]:
+        """Be the embedded store's one writer meanwhile; raises `StoreLocked` (naming the
+        holder) at once when another process is."""
+        lock = self.store_lock()
+        if lock is None:
+            yield
+            return
+        lock.acquire(role)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def backup_sources(self) -> BackupSources:
+        """What `kb backup` copies and `kb restore` puts back: the embedded store, the uploads
+        its products' images live in, the trained models, and a SQLite conversation database
+        (a Chroma server and PostgreSQL have their own tools)."""
+        from sqlalchemy.engine import make_url
+
+        s = self.settings
+        url = make_url(s.resolved_database_url)
+        databases = (
+            {"sessions.db": Path(url.database)}
+            if url.get_backend_name() == "sqlite" and url.database
+            else {}
+        )
+        return BackupSources(
+            chroma=None if s.chroma_url else s.resolved_chroma_path,
+            prefix=s.collection_prefix,
+            folders={"uploads": s.data_dir / "uploads", "artifacts": s.artifacts_dir},
+            databases=databases,
         )
 
     @cached_property
@@ -302,6 +347,7 @@ class Components:
             config,
             on_turn=self.evidence.submit,
             drafter=self.drafter,
+            catalogue=CatalogueSearch(self.hybrid_searcher, self.store),
         )
 
     @cached_property

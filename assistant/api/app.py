@@ -11,7 +11,7 @@ Endpoints and who may call them:
 | GET /v1/sessions/{id}/replies | agent key, or the customer holding the session id |
 | DELETE /v1/sessions/{id} | agent key, or the customer holding the session id |
 | GET /v1/evidence/{id}, .../heatmaps/{file} | agent key |
-| POST /v1/kb/ingest, GET /v1/kb/stats | admin key |
+| POST /v1/kb/ingest, DELETE /v1/kb/records/{id}, GET /v1/kb/stats | admin key |
 | GET /healthz, /readyz, /metrics | anyone (no personal data) |
 """
 
@@ -76,11 +76,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        context.readiness.start()
-        yield
-        # Explanations still queued are dropped; they are rebuilt on demand when asked for.
-        if "evidence" in vars(components):
-            components.evidence.close()
+        # The service is the embedded store's one writer while it runs (knowledge_base.lock).
+        with components.writing("server"):
+            context.readiness.start()
+            yield
+            # Explanations still queued are dropped; they are rebuilt on demand when asked for.
+            if "evidence" in vars(components):
+                components.evidence.close()
 
     app = FastAPI(
         title="ShopSight",

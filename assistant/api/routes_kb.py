@@ -1,4 +1,6 @@
-"""Knowledge-base administration (admin key): ingest an uploaded catalogue or zip; stats."""
+"""Knowledge-base administration (admin key): ingest an uploaded catalogue or zip, delete a
+record, stats. While the service runs it is the embedded store's one writer, so these routes are
+how the catalogue changes then (`shopsight kb ingest` is refused with a pointer here)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from assistant.api.errors import ApiError
 from assistant.api.openapi import ERRORS, multipart_body
 from assistant.api.uploads import FileRule, megabytes, read_multipart
 from assistant.services.kb import CatalogueKind, IngestBusy, Upload, UploadRejected
-from knowledge_base.admin import KbCounts
+from knowledge_base.admin import Deletion, KbCounts
 from knowledge_base.ingest import IngestReport
 
 router = APIRouter(tags=["knowledge base"])
@@ -83,6 +85,26 @@ async def ingest(request: Request, context: ContextDep, _admin: AdminDep) -> Ing
     return IngestResult(
         upload_id=staged.upload_id, kind=staged.kind, ok=done.report.ok, report=done.report
     )
+
+
+@router.delete(
+    "/v1/kb/records/{record_id}",
+    response_model=Deletion,
+    summary="Delete a product (with its images) or an article (with its chunks) (admin key)",
+    responses=ERRORS
+    | {
+        404: ERRORS[400] | {"description": "No product or article has this id"},
+        409: ERRORS[400] | {"description": "An ingestion is running"},
+    },
+)
+def delete(record_id: str, context: ContextDep, _admin: AdminDep) -> Deletion:
+    try:
+        deletion = context.components.kb.delete(record_id)
+    except IngestBusy as exc:
+        raise ApiError(409, "ingest_in_progress", str(exc)) from exc
+    if not deletion.found:
+        raise ApiError(404, "record_not_found", f"no product or article with id {record_id!r}")
+    return deletion
 
 
 @router.get(

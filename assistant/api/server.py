@@ -13,6 +13,7 @@ import uvicorn
 from assistant.api.app import create_app
 from assistant.logging import configure_logging
 from assistant.settings import Settings
+from knowledge_base.lock import StoreLock, StoreLocked, publish_url
 
 
 def public_url(host: str, port: int) -> str:
@@ -41,6 +42,7 @@ class AnnouncingServer(uvicorn.Server):
                 port = sock.getsockname()[1]
                 break
         self.url = public_url(self.config.host, port)
+        publish_url(self.url)
         self.announce(f"ShopSight is running at {self.url} (API docs at /docs)")
 
 
@@ -68,6 +70,12 @@ def serve(
 ) -> None:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    if not settings.chroma_url:
+        holder = StoreLock(settings.resolved_chroma_path).holder()
+        if holder is not None:
+            # Said in one line here; the startup would take the lock and fail with a traceback.
+            sys.stderr.write(f"error: {StoreLocked(settings.resolved_chroma_path, holder)}\n")
+            raise SystemExit(1)
     build_server(settings, host, port).run()
 
 

@@ -44,7 +44,8 @@ def kb_ingest(
 
     with user_errors(), stdout_to_stderr():
         components = build_components()
-        report = components.kb.ingest(load_paths(paths))
+        with components.writing():
+            report = components.kb.ingest(load_paths(paths))
 
     def render() -> None:
         table = Table(
@@ -335,7 +336,9 @@ def kb_delete(
     from knowledge_base.admin import delete_record
 
     with user_errors(), stdout_to_stderr():
-        deletion = delete_record(build_components().store, record_id)
+        components = build_components()
+        with components.writing():
+            deletion = delete_record(components.store, record_id)
 
     def render() -> None:
         if deletion.found:
@@ -358,9 +361,10 @@ def kb_reset(
     """Delete every product, image and article from the knowledge base."""
     with user_errors(), stdout_to_stderr():
         components = build_components()
-        if not yes:
-            typer.confirm(f"Delete everything in {components.store.location}?", abort=True)
-        components.store.reset()
+        with components.writing():
+            if not yes:
+                typer.confirm(f"Delete everything in {components.store.location}?", abort=True)
+            components.store.reset()
     location = components.store.location
     emit(
         {"reset": True, "location": location},
@@ -375,7 +379,8 @@ def kb_reembed(as_json: JsonOption = False) -> None:
     matcher once every image is done."""
     with user_errors(), stdout_to_stderr():
         components = build_components()
-        report = components.sync_photo_vectors(progress=not as_json)
+        with components.writing():
+            report = components.sync_photo_vectors(progress=not as_json)
     if report is None:
         error_line(
             "no trained photo matcher yet: run `shopsight train photo-match --data CATALOGUE`"
@@ -394,6 +399,108 @@ def kb_reembed(as_json: JsonOption = False) -> None:
     emit({**asdict(report), "in_use": components.photo_model_in_use()}, as_json, render)
 
 
+def kb_backup(
+    folder: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the knowledge base, its uploads, the trained models and the conversations into
+    FOLDER, consistently: no write can land mid-copy (the store is locked meanwhile)."""
+    from knowledge_base.backup import BackupError, make_backup
+    from knowledge_base.lock import StoreLocked
+
+    with user_errors(BackupError), stdout_to_stderr():
+        components = build_components()
+        try:
+            with components.writing():
+                manifest = make_backup(components.backup_sources(), folder)
+        except StoreLocked as exc:
+            raise BackupError(_busy("back up", exc)) from exc
+    notes = _not_copied(components)
+
+    def render() -> None:
+        console.print(f"Backup written to {escape(str(folder))} ({len(manifest.files)} files).")
+        _render_contents(manifest.store, manifest.databases, manifest.folders)
+        for note in notes:
+            error_line(note, label="note:", style="yellow")
+
+    emit({**manifest.model_dump(mode="json", exclude={"files"}), "notes": notes}, as_json, render)
+
+
+def kb_restore(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `shopsight kb backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Put a backup back: checks its manifest and checksums first, swaps the store in whole
+    and keeps what it replaced. Refused while `shopsight serve` holds the store."""
+    from knowledge_base.backup import BackupError, restore_backup
+    from knowledge_base.lock import StoreLocked
+
+    with user_errors(BackupError), stdout_to_stderr():
+        components = build_components()
+        try:
+            with components.writing():
+                if not yes:
+                    typer.confirm(
+                        f"Replace the knowledge base and conversations of "
+                        f"{components.settings.data_dir} with the backup in {folder}?",
+                        abort=True,
+                    )
+                report = restore_backup(folder, components.backup_sources())
+        except StoreLocked as exc:
+            raise BackupError(_busy("restore into", exc)) from exc
+    manifest = report.manifest
+
+    def render() -> None:
+        console.print(
+            f"Restored the backup of {manifest.created} from {escape(str(folder))} into "
+            f"{escape(str(components.settings.data_dir))}."
+        )
+        _render_contents(report.store, manifest.databases, manifest.folders)
+        for kept in report.kept:
+            console.print(f"Kept what it replaced: {escape(kept)}")
+
+    emit(report.model_dump(mode="json", exclude={"manifest": {"files"}}), as_json, render)
+
+
+def _busy(doing: str, locked: Exception) -> str:
+    holder = getattr(locked, "holder", None)
+    who = holder.describe() if holder else "another process"
+    return f"cannot {doing} the knowledge base while {who} holds it: stop it, then run this again"
+
+
+def _not_copied(components: Components) -> list[str]:
+    """What a backup of these settings leaves to other tools, said plainly."""
+    settings = components.settings
+    sources = components.backup_sources()
+    notes = []
+    if sources.chroma is None:
+        notes.append(
+            f"the store is on the Chroma server {settings.chroma_url} and was not copied: back "
+            "up that server's --path folder while it is stopped"
+        )
+    if not sources.databases:
+        notes.append(
+            "the conversations are in a database server (SHOPSIGHT_DATABASE_URL) and were not "
+            "copied: back them up with its own tool (PostgreSQL: pg_dump)"
+        )
+    return notes
+
+
+def _render_contents(
+    store: dict[str, int] | None, databases: dict[str, dict[str, int]], folders: list[str]
+) -> None:
+    if store is not None:
+        console.print(
+            "Store: " + ", ".join(f"{escape(name)} {count}" for name, count in store.items())
+        )
+    for name, tables in databases.items():
+        rows = ", ".join(f"{table} {count}" for table, count in tables.items() if count)
+        console.print(f"{escape(name)}: {rows or 'empty'}")
+    if folders:
+        console.print("Folders: " + ", ".join(folders))
+
+
 def register(app: typer.Typer) -> None:
     kb_app = typer.Typer(help="Build, inspect and search the knowledge base.", no_args_is_help=True)
     kb_app.command("ingest")(kb_ingest)
@@ -402,4 +509,6 @@ def register(app: typer.Typer) -> None:
     kb_app.command("delete")(kb_delete)
     kb_app.command("reset")(kb_reset)
     kb_app.command("reembed")(kb_reembed)
+    kb_app.command("backup")(kb_backup)
+    kb_app.command("restore")(kb_restore)
     app.add_typer(kb_app, name="kb")

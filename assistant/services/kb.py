@@ -7,6 +7,8 @@
   goes through `knowledge_base.archives` (every guard an archive from the network needs), and a
   catalogue's images must lie inside its upload: it cannot make the server read files from
   elsewhere on its disk.
+- A catalogue change shows in search within about a second, whoever made it: the searchers'
+  caches follow the store's generation (`KnowledgeStore.generation`).
 - Text search is hybrid text search (dense + BM25) fused with photo evidence when an alignment
   head (or a local CLIP) gives text and photos one space, with the one default weight
   `DEFAULT_IMAGE_WEIGHT`; photo search is the photo matcher.
@@ -31,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Literal, Protocol
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from knowledge_base.admin import KbStats, kb_stats
+from knowledge_base.admin import Deletion, KbStats, delete_record, kb_stats
 from knowledge_base.archives import ArchiveRejected, extract_zip, is_zip
 from knowledge_base.ingest import Ingestor, IngestReport
 from knowledge_base.loaders import LoadResult, load_paths
@@ -253,6 +255,16 @@ class KnowledgeService:
                 # A lone catalogue's records are in the store now; only a zip's images must stay.
                 shutil.rmtree(one.folder, ignore_errors=True)
         return UploadsIngested(staged, report)
+
+    def delete(self, record_id: str) -> Deletion:
+        """Delete a product (with its images) or an article; raises `IngestBusy` while an
+        ingestion runs, so a delete never races the records it writes."""
+        if not self.ingest_lock.acquire(blocking=False):
+            raise IngestBusy()
+        try:
+            return delete_record(self.parts.store, record_id)
+        finally:
+            self.ingest_lock.release()
 
     def stats(self) -> KbStats:
         return kb_stats(self.parts.store)

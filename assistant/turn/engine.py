@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 from PIL import Image
 
@@ -18,9 +18,11 @@ from assistant.perception.intent import IntentResult
 from assistant.perception.intents import Intent
 from assistant.perception.language import Language, detect_language
 from assistant.perception.sentiment import SentimentResult, SessionTrend
+from assistant.turn.candidates import ABSENT_BELOW, PhotoVerdict, photo_verdict, pick
 from assistant.turn.drafting import Drafter
 from assistant.turn.memory import ConversationMemory, SessionState
 from assistant.turn.policy import PolicyInput, PolicyThresholds, decide
+from assistant.turn.product_search import CatalogueSearch, SearchTurn
 from assistant.turn.responder import (
     ProductFacts,
     ResponderInput,
@@ -39,6 +41,7 @@ from assistant.turn.safety import (
 )
 from assistant.turn.schemas import (
     Action,
+    CardRole,
     Citation,
     IntentView,
     ProductCard,
@@ -142,6 +145,20 @@ class Records(Protocol):
     ) -> list[Hit]: ...
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The product a turn is about, and how it was found."""
+
+    product: ProductFacts | None
+    confidence: float = 1.0
+    # The photo's ranked matches, offered as candidates or as similar items.
+    candidates: list[ProductFacts] = field(default_factory=list)
+    # The photo's verdict; None when the turn has no photo.
+    photo: PhotoVerdict | None = None
+    # The customer picked it from the products offered (a click, an ordinal or a name).
+    confirmed: bool = False
+
+
 @dataclass
 class EngineConfig:
     limits: Limits = field(default_factory=Limits)
@@ -149,6 +166,10 @@ class EngineConfig:
     article_min_score: float = 0.85
     product_text_min_score: float = 0.86
     trend_alpha: float = 0.5
+    # An unsure photo offers this many candidates, a photo of something not sold here as many
+    # similar items.
+    photo_candidates: int = 5
+    photo_absent_below: float = ABSENT_BELOW
 
 
 class Engine:
@@ -160,15 +181,19 @@ class Engine:
         config: EngineConfig | None = None,
         on_turn: Callable[[TurnResult, Image.Image | None], None] | None = None,
         drafter: Drafter | None = None,
+        catalogue: CatalogueSearch | None = None,
     ) -> None:
         """`on_turn` sees every stored turn with its decoded photo (the evidence pack hook);
-        `drafter` rewrites grounded answers with a chat model, checked against the sources."""
+        `drafter` rewrites grounded answers with a chat model, checked against the sources;
+        `catalogue` (attribute filters and hybrid ranking) turns "do you sell black
+        t-shirts?" into a list."""
         self.perception = perception
         self.store = store
         self.memory = memory
         self.config = config or EngineConfig()
         self.on_turn = on_turn
         self.drafter = drafter
+        self.catalogue_search = catalogue
 
     def handle_turn(self, request: TurnRequest) -> TurnResult:
         started = time.perf_counter()
@@ -205,9 +230,11 @@ class Engine:
         order_reference = find_order_reference(
             text, bare=pending is not None and "order_reference" in pending.missing
         )
-        named = self._named_candidate(state, text)
+        picked = self._picked(state, text) if image is None else None
+        named = picked or self._ticket_item(pending, text)
         # A photo with damage words is a damage report, whatever the text model said; while a
-        # ticket waits, a bare order number, a photo or a picked item continue it.
+        # ticket waits, a bare order number, a photo or a named item continue it, as a ticket
+        # of the kind it was opened as.
         ticket_type = report_type(intent, text, image is not None, order_reference)
         if pending is not None and (
             ticket_type is not None
@@ -221,13 +248,35 @@ class Engine:
             ticket_type = pending.ticket_type
         if ticket_type is not None:
             intent = INTENT_OF[ticket_type]
-        elif image is not None and intent in _PHOTO_SEARCH_INTENTS:
+        elif image is not None and (intent in _PHOTO_SEARCH_INTENTS or product_asks(text)):
+            intent = Intent.FIND_BY_PHOTO
+        elif request.chosen_product_id or picked:
+            # "The second one" answers the "which one?" of a photo turn, whatever else it reads as.
             intent = Intent.FIND_BY_PHOTO
 
+        search = self._search(request, state, text, image, ticket_type, named)
+        if search is not None:
+            intent = Intent.PRODUCT_QUESTION
+
         evidence_id = uuid.uuid4().hex
-        product, confidence, candidates, photo_confident = self._resolve_product(
-            request, state, image, text, intent, named, ticket_type is not None
+        resolved = (
+            Resolved(search.selected)
+            if search is not None
+            else self._resolve_product(
+                request, state, image, text, intent, named, ticket_type is not None
+            )
         )
+        product, confidence, candidates = (
+            resolved.product,
+            resolved.confidence,
+            resolved.candidates,
+        )
+        # A damaged or returned item was bought here: a photo unlike the catalogue asks which
+        # item it is instead of saying the shop does not sell it.
+        verdict = (
+            "unsure" if ticket_type is not None and resolved.photo == "absent" else resolved.photo
+        )
+        photo_confident = verdict in (None, "match")
         ticket: Ticket | None = None
         if ticket_type is not None:
             ticket = fill(
@@ -241,7 +290,7 @@ class Engine:
             )
             # The item is already known: an unsure photo of the damage needs no "which one?".
             photo_confident = photo_confident or ticket.product_id is not None
-        asks = product_asks(text)
+        asks = product_asks(text) or (state.pending_asks if resolved.confirmed else [])
         articles: list[ArticleMatch] = []
         if ticket is not None:
             policy = self._policy(ticket.ticket_type, language)
@@ -250,11 +299,12 @@ class Engine:
             ticket.policy_excerpt = (
                 " ".join(best_sentences(policy.text, ticket.issue))[:300] if policy else None
             )
-        elif intent in ARTICLE_INTENTS and not (product is not None and asks):
+        elif intent in ARTICLE_INTENTS and not (product is not None and asks) and search is None:
             articles = self._articles(text, language)
         variants = self._variants(product, text) if product is not None and "colour" in asks else []
         has_answer = (
             bool(articles)
+            or search is not None
             or ticket is not None
             or (
                 product is not None
@@ -287,23 +337,35 @@ class Engine:
                 ambiguous=ambiguous,
                 p_human=probabilities.get(Intent.HUMAN_AGENT.value, 0.0),
                 p_complaint=probabilities.get(Intent.COMPLAINT.value, 0.0),
+                product_search=search is not None and search.outcome is not None,
+                photo_absent=verdict == "absent",
             ),
             config.thresholds,
         )
+        offered = _offered(decision.action, verdict, candidates)
         upset = sentiment.label == "negative" or streak >= config.thresholds.angry_streak
         reply = compose(
-            ResponderInput(
-                language=language,
-                intent=intent,
-                question=text,
-                decision=decision,
-                upset=upset,
-                product=product if decision.action != "clarify" else None,
-                product_confidence=confidence,
-                variants=variants,
-                candidates=candidates if decision.action == "clarify" else [],
-                articles=articles,
-                ticket=ticket,
+            _with_search(
+                ResponderInput(
+                    language=language,
+                    intent=intent,
+                    question=text,
+                    decision=decision,
+                    upset=upset,
+                    product=product if decision.action != "clarify" else None,
+                    product_confidence=confidence,
+                    variants=variants,
+                    candidates=candidates if offered == "candidate" else [],
+                    articles=articles,
+                    ticket=ticket,
+                    asks=asks,
+                    named_as=_named_as(resolved, verdict, state.candidates_similar)
+                    if ticket is None
+                    else None,
+                    similar=candidates if offered == "similar" else [],
+                ),
+                search,
+                language,
             )
         )
         debug: dict[str, Any] = {"unresolved": unresolved}
@@ -334,7 +396,10 @@ class Engine:
             language=language,
             reply=reply_text,
             citations=reply.citations,
-            products=self._cards(product, confidence, candidates, decision.action),
+            products=self._cards(product, confidence, candidates, decision.action, offered)
+            if search is None or search.outcome is None
+            else search.outcome.cards(),
+            search=search.outcome.view() if search is not None and search.outcome else None,
             sentiment=SentimentView(
                 score=round(sentiment.score, 4),
                 label=sentiment.label,
@@ -349,13 +414,22 @@ class Engine:
             suggested_replies=reply.suggestions,
             context_product_id=product.product_id
             if product is not None
-            else state.context_product_id,
+            else (None if offered else state.context_product_id),
             ticket=ticket,
             evidence_id=evidence_id,
             debug=debug,
         )
         result.summary = _summary(state, result)
-        self._remember(state, result, language, product, candidates, decision.action, intent)
+        self._remember(state, language, product, candidates, decision.action, intent, offered)
+        state.pending_asks = asks if offered else []
+        if search is not None or image is not None or ticket is not None:
+            state.product_search = search.memory if search is not None else None
+        if search is not None and search.outcome is not None:
+            # A list is about no one product ("is it in stock?" must not answer for an older
+            # one), unless it lists exactly one.
+            listed = search.outcome.products
+            only = listed[0].product_id if len(listed) == 1 else None
+            state.context_product_id = result.context_product_id = only
         if ticket is not None:
             state.ticket = ticket if ticket.missing else None
         result.latency_ms = round(1000 * (time.perf_counter() - started), 1)
@@ -370,6 +444,32 @@ class Engine:
             self.on_turn(result, image)
         return result
 
+    def _search(
+        self,
+        request: TurnRequest,
+        state: SessionState,
+        text: str,
+        image: Image.Image | None,
+        ticket_type: TicketType | None,
+        named: str | None,
+    ) -> SearchTurn | None:
+        """A product search or a follow-up of the last one; never a turn with a photo, a pick,
+        a ticket, or "it"/"这个" about the product in context."""
+        if (
+            self.catalogue_search is None
+            or not text
+            or image is not None
+            or request.chosen_product_id
+            or ticket_type is not None
+            or state.ticket is not None
+            or named is not None
+            or (state.context_product_id and _is_follow_up(text))
+        ):
+            return None
+        return self.catalogue_search.turn(
+            text, state.product_search, bool(product_asks(text)), redact(text)
+        )
+
     def _resolve_product(
         self,
         request: TurnRequest,
@@ -379,7 +479,7 @@ class Engine:
         intent: Intent,
         named: str | None,
         ticket_turn: bool,
-    ) -> tuple[ProductFacts | None, float, list[ProductFacts], bool]:
+    ) -> Resolved:
         """The product this turn is about: picked, photographed, named, or carried from context."""
         if request.chosen_product_id:
             facts = self._facts(request.chosen_product_id)
@@ -387,30 +487,38 @@ class Engine:
                 raise InputRejected(
                     f"unknown product {request.chosen_product_id!r}: pick one of the suggested products"
                 )
-            return facts, 1.0, [], True
+            return Resolved(facts, confirmed=True)
         if image is not None:
-            photo = self.perception.photo(image, 3)
+            photo = self.perception.photo(image, self.config.photo_candidates)
             candidates = [
                 f
                 for f in (self._facts(c.product_id, c.matched_image) for c in photo.candidates)
                 if f is not None
             ]
-            top = candidates[0] if candidates else None
-            return (
-                (top if photo.confident else None),
-                (photo.candidates[0].score if photo.candidates else 0.0),
+            top = photo.candidates[0].score if photo.candidates and candidates else None
+            verdict = photo_verdict(top, photo.confident, self.config.photo_absent_below)
+            return Resolved(
+                candidates[0] if verdict == "match" else None,
+                top or 0.0,
                 candidates,
-                photo.confident,
+                verdict,
             )
         if named is not None:
-            return self._facts(named), 1.0, [], True
+            return Resolved(self._facts(named), confirmed=named in state.candidate_product_ids)
         if text and (intent in _PRODUCT_TEXT_INTENTS or ticket_turn) and not _is_follow_up(text):
-            found = self.perception.products(text, 1)
-            if found and found[0].dense_score >= self.config.product_text_min_score:
-                return self._facts(found[0].product_id), found[0].dense_score, [], True
+            found = self._text_product(text)
+            if found is not None:
+                return Resolved(self._facts(found.product_id), found.dense_score)
         if state.context_product_id and (_is_follow_up(text) or product_asks(text)):
-            return self._facts(state.context_product_id), 1.0, [], True
-        return None, 0.0, [], True
+            return Resolved(self._facts(state.context_product_id))
+        return Resolved(None, 0.0)
+
+    def _text_product(self, text: str) -> ProductHit | None:
+        """The product the message names, when its match is close enough to name it."""
+        found = self.perception.products(text, 1)
+        if found and found[0].dense_score >= self.config.product_text_min_score:
+            return found[0]
+        return None
 
     def _facts(self, product_id: str, matched_image: str | None = None) -> ProductFacts | None:
         hits = self.store.get("products", ids=[product_id])
@@ -462,31 +570,49 @@ class Engine:
         confidence: float,
         candidates: list[ProductFacts],
         action: Action,
+        offered: CardRole | None,
     ) -> list[ProductCard]:
-        if action == "clarify" and candidates:
-            return [c.card(reason="possible match for the photo") for c in candidates]
+        if offered == "candidate" or (action == "clarify" and candidates):
+            return [
+                c.card(reason="possible match for the photo", role="candidate") for c in candidates
+            ]
+        if offered == "similar":
+            return [
+                c.card(reason="similar item: the one in the photo is not sold here", role="similar")
+                for c in candidates
+            ]
         return (
             [product.card(confidence, "product in this conversation")]
             if product is not None
             else []
         )
 
-    def _named_candidate(self, state: SessionState, text: str) -> str | None:
-        """The one product of the last "is it one of these?" list in the colour the customer
-        named ("the blue one"), if exactly one matches."""
-        colour = requested_colour(text) if state.candidate_product_ids else None
-        if colour is None:
+    def _picked(self, state: SessionState, text: str) -> str | None:
+        """The product of the last offered list the message points at ("the second one", "the
+        blue one", its name), if it points at exactly one."""
+        if not state.candidate_product_ids or not text:
             return None
-        matching = [
-            facts.product_id
-            for facts in (
-                ProductFacts.from_metadata(hit.id, hit.metadata)
-                for hit in self.store.get("products", ids=state.candidate_product_ids)
-            )
-            if colour
-            in (facts.attributes.get("color") or facts.attributes.get("colour", "")).lower()
+        hits = {hit.id: hit for hit in self.store.get("products", ids=state.candidate_product_ids)}
+        offered = [
+            ProductFacts.from_metadata(pid, hits[pid].metadata)
+            for pid in state.candidate_product_ids
+            if pid in hits
         ]
-        return matching[0] if len(matching) == 1 else None
+        return pick(text, offered)
+
+    def _ticket_item(self, pending: Ticket | None, text: str) -> str | None:
+        """The product a message names while a waiting ticket still needs to know the item; a
+        question about a product's facts ("how much is the backpack?") is not that answer."""
+        if (
+            pending is None
+            or "product" not in pending.missing
+            or not text
+            or _is_follow_up(text)
+            or product_asks(text)
+        ):
+            return None
+        found = self._text_product(text)
+        return found.product_id if found is not None else None
 
     def _policy(self, ticket_type: TicketType, language: str) -> ArticleMatch | None:
         """The policy article of this kind of case, whole: the one tagged for it, never the one
@@ -510,22 +636,59 @@ class Engine:
     def _remember(
         self,
         state: SessionState,
-        result: TurnResult,
         language: str,
         product: ProductFacts | None,
         candidates: list[ProductFacts],
         action: Action,
         intent: Intent,
+        offered: CardRole | None,
     ) -> None:
         state.language = language
         state.turn_count += 1
         state.last_intent = intent.value
         if product is not None and action != "clarify":
             state.context_product_id = product.product_id
-        state.candidate_product_ids = (
-            [c.product_id for c in candidates] if action == "clarify" else []
-        )
+        elif offered:
+            # "How much is it?" now asks about the photo, not about an earlier product.
+            state.context_product_id = None
+        state.candidate_product_ids = [c.product_id for c in candidates] if offered else []
+        state.candidates_similar = offered == "similar"
         state.escalated = state.escalated or action == "escalate"
+
+
+def _offered(
+    action: Action, verdict: PhotoVerdict | None, candidates: list[ProductFacts]
+) -> CardRole | None:
+    """What the photo's matches are offered as: possible matches to pick from, similar items
+    instead of a product not sold here, or nothing."""
+    if not candidates:
+        return None
+    if action == "clarify" and verdict == "unsure":
+        return "candidate"
+    if action == "answer" and verdict == "absent":
+        return "similar"
+    return None
+
+
+def _named_as(
+    resolved: Resolved, verdict: PhotoVerdict | None, picked_similar: bool
+) -> Literal["match", "similar"] | None:
+    """Whether the reply names the product with its key facts: the photo showed it, or the
+    customer picked it from a list (a possible match, or a similar item)."""
+    if verdict == "match":
+        return "match"
+    if resolved.confirmed:
+        return "similar" if picked_similar else "match"
+    return None
+
+
+def _with_search(data: ResponderInput, search: SearchTurn | None, language: str) -> ResponderInput:
+    """A search answers with its list; a card picked from it with its price and stock."""
+    if search is None:
+        return data
+    if search.outcome is not None:
+        return replace(data, listing=search.outcome.listing(language))
+    return replace(data, named_as="similar", asks=product_asks(data.question) or ["price", "stock"])
 
 
 def _sources_text(

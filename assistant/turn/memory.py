@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from assistant.turn.product_search import SearchMemory
 from assistant.turn.schemas import Ticket
 
 
@@ -36,7 +37,17 @@ class SessionState(BaseModel):
 
     language: str = "en"
     context_product_id: str | None = None
-    candidate_product_ids: list[str] = Field(default_factory=list)
+    candidate_product_ids: list[str] = Field(
+        default_factory=list, description="The products last offered, in the order shown."
+    )
+    candidates_similar: bool = Field(
+        False, description="They were offered as similar items, not as possible matches."
+    )
+    pending_asks: list[str] = Field(
+        default_factory=list,
+        description="The facts asked with the photo (price, stock...), answered once the "
+        "customer says which offered product they mean.",
+    )
     sentiment: dict[str, Any] = Field(default_factory=dict)
     unresolved: dict[str, int] = Field(default_factory=dict)
     last_intent: str | None = None
@@ -44,6 +55,9 @@ class SessionState(BaseModel):
     turn_count: int = 0
     ticket: Ticket | None = Field(
         None, description="The ticket still waiting for an order number, a photo or the item."
+    )
+    product_search: SearchMemory | None = Field(
+        None, description="The last product search, which follow-ups refine or pick from."
     )
 
 

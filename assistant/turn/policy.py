@@ -22,6 +22,53 @@ _HUMAN = re.compile(
 )
 
 
+# Words of an order, a delivery or an after-sales case: a message with them is about an order,
+# even when it names a product ("my black t-shirt arrived torn").
+_ORDER_WORDS = re.compile(
+    r"\b(orders?|ordered|refunds?|return\w*|exchang\w*|deliver\w*|shipping|shipped|track\w*|"
+    r"parcel|package|cancel\w*|broken|damaged|torn|ripped|defect\w*|faulty|warranty|invoice|"
+    r"receipt|payment|paid|charged|arrived|received|bought|purchased)\b"
+    r"|订单|退货|退款|换货|物流|快递|包裹|发货|到货|收到|破损|坏了|损坏|取消|保修|发票|付款|支付|买了|买的",
+    re.IGNORECASE,
+)
+# Words that ask for a list rather than about one product ("do you sell", "有没有").
+_SEARCH_CUES = re.compile(
+    r"\b(do you (?:sell|have|carry|stock)|have you got|show me|look(?:ing)? for|"
+    r"search|find me|any|recommend\w*|options|suggest\w*|i (?:want|need) (?:a|some)|sell)\b"
+    r"|有没有|有.{0,12}吗|卖不卖|推荐|想买|想要|找|看看",
+    re.IGNORECASE,
+)
+
+
+# How-to and policy questions ("how do I wash jeans?") are for the help centre, not a listing.
+_HOW_QUESTION = re.compile(
+    r"^\W*(?:how (?:do|can|should|to|long|often|does)|why|what(?: is|'s) your|can i|is it possible)\b"
+    r"|怎么|如何|为什么",
+    re.IGNORECASE,
+)
+
+
+def mentions_order(text: str) -> bool:
+    """Order, delivery or after-sales words: the message is about an order, not a search."""
+    return bool(_ORDER_WORDS.search(text))
+
+
+def routes_to_product_search(
+    text: str, names_product: bool, narrowed: bool, asks_facts: bool, photo: bool
+) -> bool:
+    """A message that names a product type or brand searches the catalogue, whatever the intent
+    model said, unless it speaks of an order or a case, or comes with a photo. A list cue ("do
+    you sell", "有没有") always makes it a search; a how-to question ("how do I wash jeans?")
+    never does; a question about one product's facts with nothing but its type ("how much is
+    the backpack?") stays a question about that product unless a further constraint (colour,
+    price, gender) narrows it to a choice."""
+    if not names_product or photo or mentions_order(text):
+        return False
+    if _SEARCH_CUES.search(text):
+        return True
+    return not _HOW_QUESTION.search(text) and (narrowed or not asks_facts)
+
+
 @dataclass(frozen=True)
 class PolicyThresholds:
     """Escalation and clarification thresholds (Settings passes its values here)."""
@@ -48,6 +95,8 @@ class PolicyInput:
     ambiguous: bool
     p_human: float = 0.0
     p_complaint: float = 0.0
+    photo_absent: bool = False
+    product_search: bool = False
 
 
 def risk_terms(text: str) -> list[str]:
@@ -114,6 +163,15 @@ def decide(data: PolicyInput, thresholds: PolicyThresholds | None = None) -> Dec
     )
     if reasons:
         return Decision(action="escalate", reasons=reasons, escalation_score=round(score, 3))
+    if data.photo_given and data.photo_absent:
+        return Decision(
+            action="answer",
+            reasons=[
+                "the photo matches nothing this shop sells: said so, offered the closest items "
+                "as similar ones and a human agent"
+            ],
+            escalation_score=round(score, 3),
+        )
     if data.photo_given and not data.photo_confident:
         return Decision(
             action="clarify",
@@ -128,6 +186,12 @@ def decide(data: PolicyInput, thresholds: PolicyThresholds | None = None) -> Dec
             reasons=[
                 "the question is too vague to answer from the knowledge base: asking one question"
             ],
+            escalation_score=round(score, 3),
+        )
+    if data.product_search:
+        return Decision(
+            action="answer",
+            reasons=["product search: listed the catalogue products that match the request"],
             escalation_score=round(score, 3),
         )
     if not data.has_answer:

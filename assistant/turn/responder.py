@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from assistant.perception.intents import Intent
 from assistant.turn.schemas import (
+    CardRole,
     Citation,
     Decision,
     ProductCard,
@@ -138,7 +139,9 @@ class ProductFacts:
     def name(self, language: str) -> str:
         return self.title_zh if language == "zh" and self.title_zh else self.title
 
-    def card(self, confidence: float = 0.0, reason: str = "") -> ProductCard:
+    def card(
+        self, confidence: float = 0.0, reason: str = "", role: CardRole = "product"
+    ) -> ProductCard:
         return ProductCard(
             product_id=self.product_id,
             title=self.title,
@@ -150,6 +153,7 @@ class ProductFacts:
             image=self.image,
             confidence=round(confidence, 4),
             reason=reason,
+            role=role,
         )
 
 
@@ -169,6 +173,16 @@ def requested_colour(text: str) -> str | None:
 
 
 @dataclass
+class Listing:
+    """A product search's answer: one sentence saying what was understood and found, then the
+    products, numbered from `first` (the second page starts at 6)."""
+
+    lead: str
+    products: list[ProductFacts] = field(default_factory=list)
+    first: int = 1
+
+
+@dataclass
 class ResponderInput:
     language: str
     intent: Intent
@@ -181,6 +195,19 @@ class ResponderInput:
     candidates: list[ProductFacts] = field(default_factory=list)
     articles: list[ArticleMatch] = field(default_factory=list)
     ticket: Ticket | None = None
+    # The product facts asked for; None: read them from `question`. A confirmed pick answers
+    # the question asked with the photo, which its own message ("the second one") does not repeat.
+    asks: list[str] | None = None
+    # How the customer reached `product`: "match", the photo showed it or they confirmed it was
+    # the one; "similar", they picked one of the items offered instead. Either way the reply
+    # names it with its key facts first.
+    named_as: Literal["match", "similar"] | None = None
+    # The items offered because the photographed product is not sold here.
+    similar: list[ProductFacts] = field(default_factory=list)
+    listing: Listing | None = None
+
+    def product_asks(self) -> list[str]:
+        return self.asks if self.asks is not None else product_asks(self.question)
 
 
 @dataclass
@@ -258,12 +285,12 @@ def _opener(data: ResponderInput, zh: bool) -> str:
 
 def _body(data: ResponderInput, cites: _Citations, zh: bool) -> str:
     action = data.decision.action
+    if action == "answer" and data.listing is not None:
+        return _listing(data.listing, cites, zh)
+    if action == "answer" and data.similar:
+        return _not_sold_here(data.similar, zh)
     if action == "clarify" and data.candidates:
-        names = (
-            "；".join(f"{i}. {p.name('zh')}" for i, p in enumerate(data.candidates, 1))
-            if zh
-            else "; ".join(f"{i}. {p.title}" for i, p in enumerate(data.candidates, 1))
-        )
+        names = _numbered(data.candidates, zh)
         question = (
             f"我不太确定照片里是哪件商品，是以下其中之一吗？{names}"
             if zh
@@ -272,7 +299,7 @@ def _body(data: ResponderInput, cites: _Citations, zh: bool) -> str:
             )
         )
         if data.ticket is None:
-            return question
+            return f"{question}{'。' if zh else '. '}{_pick_prompt(data.product_asks(), zh)}"
         # The carousel already asks which item; the ticket still quotes its policy.
         rest = [_article_answer(data, cites, zh), ticket_sentence(data.ticket, zh, {"product"})]
         return ("" if zh else " ").join(p for p in [f"{question}{'。' if zh else '.'}", *rest] if p)
@@ -308,12 +335,13 @@ def _product_answer(data: ResponderInput, cites: _Citations, zh: bool) -> str:
     product = data.product
     assert product is not None
     n = cites.product(product)
-    asks = product_asks(data.question) or (
-        ["identify"] if data.intent == Intent.FIND_BY_PHOTO else []
-    )
+    asks = data.product_asks() or (["identify"] if data.intent == Intent.FIND_BY_PHOTO else [])
     name = product.name("zh" if zh else "en")
     sentences: list[str] = []
-    if "identify" in asks or not asks:
+    if data.named_as is not None:
+        sentences.append(_named_facts(product, data.named_as, asks, n, zh))
+        asks = [a for a in asks if a not in ("identify", "price", "stock")]
+    elif "identify" in asks or not asks:
         sentences.append(
             f"这看起来是「{name}」[{n}]。" if zh else f"This looks like the {name} [{n}]."
         )
@@ -346,6 +374,110 @@ def _product_answer(data: ResponderInput, cites: _Citations, zh: bool) -> str:
                     "目录中没有这项信息。" if zh else f"Our catalogue doesn't list its {ask}."
                 )
     return ("" if zh else " ").join(s for s in sentences if s)
+
+
+def _listing(listing: Listing, cites: _Citations, zh: bool) -> str:
+    """The lead sentence, then "1. Title, 19.99 USD [1]; 2. …" for front ends without cards."""
+    items = []
+    for i, product in enumerate(listing.products, listing.first):
+        n = cites.product(product)
+        price = f"{product.price:.2f} {product.currency}" if product.price is not None else ""
+        facts = [price] if price else []
+        facts += [("缺货" if zh else "out of stock")] if product.stock == 0 else []
+        sep = "，" if zh else ", "
+        items.append(
+            f"{i}. {product.name('zh' if zh else 'en')}{sep if facts else ''}{sep.join(facts)} [{n}]"
+        )
+    if not items:
+        return listing.lead
+    return f"{listing.lead}{'' if zh else ' '}{('；' if zh else '; ').join(items)}"
+
+
+def _named_facts(
+    product: ProductFacts, named_as: Literal["match", "similar"], asks: list[str], n: int, zh: bool
+) -> str:
+    """ "That is the X: 79.00 USD, 44 in stock [1]." — stock first when only stock was asked."""
+    if zh:
+        price = (
+            f"售价 {product.price:.2f} {product.currency}"
+            if product.price is not None
+            else "价格未注明"
+        )
+        stock = (
+            "库存未注明"
+            if product.stock is None
+            else ("目前缺货" if product.stock == 0 else f"目前有货（库存 {product.stock} 件）")
+        )
+    else:
+        price = (
+            f"{product.price:.2f} {product.currency}"
+            if product.price is not None
+            else "price not listed"
+        )
+        stock = (
+            "stock not listed"
+            if product.stock is None
+            else ("out of stock" if product.stock == 0 else f"{product.stock} in stock")
+        )
+    facts = [stock, price] if "stock" in asks and "price" not in asks else [price, stock]
+    name = product.name("zh" if zh else "en")
+    if zh:
+        lead = f"这是「{name}」" if named_as == "match" else f"「{name}」"
+        # As the other Chinese replies: a space before the marker only after Latin text.
+        gap = " " if facts[-1][-1].isascii() else ""
+        return f"{lead}：{'，'.join(facts)}{gap}[{n}]。"
+    lead = f"That is the {name}" if named_as == "match" else f"The {name}"
+    return f"{lead}: {', '.join(facts)} [{n}]."
+
+
+def _numbered(products: list[ProductFacts], zh: bool) -> str:
+    """ "1. A; 2. B" in the customer's language, names only: no price or stock of a product
+    the customer has not confirmed."""
+    if zh:
+        return "；".join(f"{i}. {p.name('zh')}" for i, p in enumerate(products, 1))
+    return "; ".join(f"{i}. {p.title}" for i, p in enumerate(products, 1))
+
+
+def _pick_prompt(asks: list[str], zh: bool) -> str:
+    """How to answer the "which one?" question, and what the answer will bring."""
+    price, stock = "price" in asks, "stock" in asks
+    if zh:
+        what = (
+            "价格和库存"
+            if price and stock
+            else "价格"
+            if price
+            else "库存"
+            if stock
+            else "详细信息"
+        )
+        return f"请回复序号或商品名称，我再告诉您它的{what}。"
+    what = (
+        "its price and stock"
+        if price and stock
+        else "its price"
+        if price
+        else "whether it is in stock"
+        if stock
+        else "its details"
+    )
+    return f"Reply with its number or name and I'll tell you {what}."
+
+
+def _not_sold_here(similar: list[ProductFacts], zh: bool) -> str:
+    """The photographed product is not in the catalogue: say so, offer the closest items as
+    what they are, and a person."""
+    names = _numbered(similar, zh)
+    if zh:
+        return (
+            f"抱歉，我们店里没有找到照片中的这件商品。以下是我们在售的相似商品（并非照片中的商品）：{names}。"
+            "需要了解其中某一件吗？或者我为您转接人工客服？"
+        )
+    return (
+        "I'm sorry, I couldn't find this product in our shop. Similar items we do sell (not the "
+        f"one in your photo): {names}. Would you like one of these, or shall I connect you with "
+        "a colleague?"
+    )
 
 
 def _stock_sentence(product: ProductFacts, n: int, zh: bool) -> str:
@@ -479,10 +611,20 @@ def _suggestions(
         )
         rationale = "take over: " + "; ".join(data.decision.reasons)
     elif data.intent in _CASE_INTENTS:
+        # The case in hand keeps its kind: an exchange is never offered back as a return.
+        kind: TicketType = (
+            data.ticket.ticket_type
+            if data.ticket is not None
+            else "exchange"
+            if data.intent == Intent.EXCHANGE
+            else "return"
+        )
+        name = _TICKET_NAMES[kind][1 if zh else 0]
+        article = "an" if name[0] in "aeiou" else "a"
         next_step = (
-            "我可以马上为您创建退换货申请，请提供订单号和商品照片。"
+            f"我可以马上为您创建{name}，请提供订单号和商品照片。"
             if zh
-            else "I can open a return request for you right away: could you share your order number and a photo of the item?"
+            else f"I can open {article} {name} for you right away: could you share your order number and a photo of the item?"
         )
         rationale = "move the case forward with the details a ticket needs"
     else:

@@ -16,6 +16,10 @@ Action = Literal["answer", "clarify", "escalate"]
 TicketType = Literal["damaged_item", "wrong_item", "return", "exchange", "warranty"]
 # What a ticket may still need from the customer before an agent can act on it.
 Slot = Literal["order_reference", "photo", "product"]
+# What a card stands for: the product the turn is about, a possible match of an unsure photo
+# (the customer is asked which one it is), or an item we sell that resembles a photographed
+# product this shop does not sell; or one result of a product search.
+CardRole = Literal["product", "candidate", "similar", "result"]
 
 
 class TurnRequest(BaseModel):
@@ -57,6 +61,17 @@ class ProductCard(BaseModel):
     image: str | None = None
     confidence: float = 0.0
     reason: str = ""
+    role: CardRole = "product"
+
+
+class SearchView(BaseModel):
+    """A product search as understood: the agent sees the constraints behind the result cards."""
+
+    understood: str = Field(description='e.g. "Black t-shirts for men under 50 USD".')
+    constraints: dict[str, Any] = Field(default_factory=dict)
+    relaxed: str | None = Field(None, description="The constraint dropped when none matched.")
+    total: int = 0
+    offset: int = 0
 
 
 class SentimentView(BaseModel):
@@ -114,6 +129,7 @@ class TurnResult(BaseModel):
     reply: str
     citations: list[Citation] = Field(default_factory=list)
     products: list[ProductCard] = Field(default_factory=list)
+    search: SearchView | None = None
     sentiment: SentimentView
     intent: IntentView
     decision: Decision

@@ -32,6 +32,7 @@ LABELS: dict[UiLanguage, dict[str, str]] = {
         "match": "match {p}%",
         "sources": "Sources",
         "one_of_these": "Is it one of these?",
+        "similar": "Similar items we sell (not the product in your photo)",
         "picked": "It is {title}.",
         "photo": "(photo)",
         "agent": "Agent",
@@ -46,6 +47,7 @@ LABELS: dict[UiLanguage, dict[str, str]] = {
         "match": "匹配度 {p}%",
         "sources": "来源",
         "one_of_these": "是其中之一吗？",
+        "similar": "我们在售的相似商品（并非照片中的商品）",
         "picked": "是{title}。",
         "photo": "（照片）",
         "agent": "客服",
@@ -139,10 +141,19 @@ def product_card_html(card: ProductCard, language: str = "en") -> str:
 def product_cards_html(
     cards: Sequence[ProductCard], language: str = "en", question: bool = False
 ) -> str:
-    """The cards of one turn; `question` heads them with "is it one of these?"."""
+    """The cards of one turn; `question` or candidate cards head them with "is it one of
+    these?", similar items with what they are."""
     if not cards:
         return ""
-    heading = label(language, "one_of_these" if question else "products")
+    roles = {card.role for card in cards}
+    heading = label(
+        language,
+        "similar"
+        if "similar" in roles
+        else "one_of_these"
+        if question or "candidate" in roles
+        else "products",
+    )
     body = "".join(product_card_html(card, language) for card in cards)
     return (
         f'<div class="ss-cards" lang="{html.escape(language)}">'
@@ -217,6 +228,10 @@ def decision_html(
     )
 
 
+# How the agent console names what a ticket still needs from the customer.
+_SLOT_NAMES = {"order_reference": "order number", "photo": "photo", "product": "which item"}
+
+
 def ticket_html(ticket: Ticket | None) -> str:
     if ticket is None:
         return ""
@@ -230,7 +245,13 @@ def ticket_html(ticket: Ticket | None) -> str:
         ("photo attached", "yes" if ticket.photo_attached else "no"),
     ]
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{e(v)}</td></tr>" for k, v in rows)
-    return f'<div class="ss-ticket"><b>Prefilled ticket</b><table>{body}</table></div>'
+    missing = (
+        f'<div class="ss-ticket-missing" style="color:#b26a00">still needed: '
+        f"{e(', '.join(_SLOT_NAMES[slot] for slot in ticket.missing))}</div>"
+        if ticket.missing
+        else ""
+    )
+    return f'<div class="ss-ticket"><b>Prefilled ticket</b><table>{body}</table>{missing}</div>'
 
 
 def suggestion_choices(suggestions: Iterable[SuggestedReply]) -> list[tuple[str, str]]:

@@ -150,9 +150,12 @@ def _position(metadata: Mapping[str, Any]) -> int:
 class BM25Cache:
     """One BM25 index per collection of a store, rebuilt when the collection's content changes.
 
-    Counting records is cheap and happens on every call; the full fingerprint (a read of every
-    record) is taken at most every `recheck_seconds`, so an edit that keeps the count shows up in
-    BM25 results within that time. `invalidate()` forces a re-read on the next call.
+    Each call compares the store's generation (`KnowledgeStore.generation`, read at most once
+    per `watch_seconds` of the store) and its record count with those the index was built at;
+    when either moved, the fingerprint (a read of every record) decides whether to rebuild. So
+    a write by this process shows at once and a write by another writer of the same store
+    within a second. Writers that bypass `KnowledgeStore` bump no generation: for them the
+    fingerprint is also taken every `recheck_seconds`. `invalidate()` forces a re-read.
     """
 
     def __init__(
@@ -172,18 +175,28 @@ class BM25Cache:
 
     def index(self, kind: CollectionKind) -> BM25Index:
         with self._lock:
+            generation = self.store.generation()
             count = self.store.count(kind)
             now = time.monotonic()
             entry = self._entries.get(kind)
-            if entry and entry.count == count and now - entry.checked < self.recheck_seconds:
+            if (
+                entry
+                and entry.count == count
+                and entry.generation == generation
+                and now - entry.checked < self.recheck_seconds
+            ):
                 return entry.index
             fingerprint, documents = collection_documents(self.store, kind)
             if entry is None or entry.fingerprint != fingerprint:
                 entry = _Entry(
-                    fingerprint, count, now, BM25Index(documents, self.tokenizer, self.variant)
+                    fingerprint,
+                    count,
+                    now,
+                    BM25Index(documents, self.tokenizer, self.variant),
+                    generation,
                 )
                 self.builds += 1
-            self._entries[kind] = _Entry(entry.fingerprint, count, now, entry.index)
+            self._entries[kind] = _Entry(entry.fingerprint, count, now, entry.index, generation)
             return entry.index
 
     def invalidate(self, kind: CollectionKind | None = None) -> None:
@@ -200,3 +213,4 @@ class _Entry:
     count: int
     checked: float
     index: BM25Index
+    generation: str

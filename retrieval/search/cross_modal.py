@@ -10,7 +10,8 @@ collection, because:
   recall@10 of 0.07 at 100k);
 - the three-collection store stays unchanged.
 The matrix is rebuilt incrementally: only images whose content hash changed are fetched and
-projected again, and the store is re-listed when its image count changes or the matrix ages.
+projected again, and the store is re-listed when its generation (any writer's change) or its
+image count changes, or the matrix ages.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class _Snapshot:
     paths: list[str]
     matrix: np.ndarray
     built_at: float
+    generation: str = ""
 
 
 _EMPTY = _Snapshot([], [], np.zeros(0, dtype=object), [], np.zeros((0, 0), np.float32), -1.0)
@@ -121,6 +123,7 @@ class ProjectedImageIndex:
             if not force and not self._stale():
                 return 0
             old = self._snapshot
+            generation = self.store.generation()
             collection = self.store.collection("images")
             listing = self._list(collection)
             previous = {record_id: row for row, record_id in enumerate(old.ids)}
@@ -147,12 +150,15 @@ class ProjectedImageIndex:
                 paths=[path for _, _, path in listing.values()],
                 matrix=matrix,
                 built_at=time.monotonic(),
+                generation=generation,
             )
             return len(todo)
 
     def _stale(self) -> bool:
         snapshot = self._snapshot
         if snapshot is _EMPTY or time.monotonic() - snapshot.built_at > self.max_age_s:
+            return True
+        if self.store.generation() != snapshot.generation:
             return True
         return self.store.count("images") != len(snapshot.ids)
 

@@ -41,12 +41,19 @@ class SearchFilters(BaseModel):
     in_stock: bool | None = None
     language: str | None = None
     product_id: str | None = None
+    # One of several values: "shoes" is Casual, Sports and Formal Shoes in one shop; attribute
+    # constraints (colour, gender inside the JSON `attributes`) arrive resolved to product ids.
+    categories: frozenset[str] | None = None
+    product_ids: frozenset[str] | None = None
 
     @model_validator(mode="after")
     def _price_range(self) -> SearchFilters:
         low, high = self.min_price, self.max_price
         if low is not None and high is not None and low > high:
             raise ValueError(f"min_price {low} is above max_price {high}")
+        for name in ("categories", "product_ids"):
+            if getattr(self, name) == frozenset():
+                raise ValueError(f"{name} is empty and would match nothing: leave it unset")
         return self
 
     def conditions(self) -> list[dict[str, Any]]:
@@ -60,6 +67,9 @@ class SearchFilters(BaseModel):
             found.append({"price": {"$gte": self.min_price}})
         if self.max_price is not None:
             found.append({"price": {"$lte": self.max_price}})
+        for field_name, values in (("category", self.categories), ("product_id", self.product_ids)):
+            if values is not None:
+                found.append({field_name: {"$in": sorted(values)}})
         return found
 
     def to_where(self) -> Where | None:
@@ -75,6 +85,10 @@ class SearchFilters(BaseModel):
             wanted = getattr(self, name)
             if wanted is not None and metadata.get(name) != wanted:
                 return False
+        if self.categories is not None and metadata.get("category") not in self.categories:
+            return False
+        if self.product_ids is not None and metadata.get("product_id") not in self.product_ids:
+            return False
         if self.min_price is None and self.max_price is None:
             return True
         price = metadata.get("price")
@@ -86,7 +100,15 @@ class SearchFilters(BaseModel):
 
     def product_fields(self) -> list[str]:
         """Set fields that only products carry."""
-        names = ("category", "min_price", "max_price", "in_stock", "product_id")
+        names = (
+            "category",
+            "min_price",
+            "max_price",
+            "in_stock",
+            "product_id",
+            "categories",
+            "product_ids",
+        )
         return [name for name in names if getattr(self, name) is not None]
 
 

@@ -224,18 +224,21 @@ class MirroredStoreIndex:
     HNSW recall is too low (see bench/search.py); facts still come from the store.
 
     The copy is reloaded on `refresh()` (the ingestor of this process calls it when images
-    change) and when the number of images changes; that number is checked at most every
-    `recheck_s` seconds, because counting costs a scan of the collection (~15 ms at 100k).
+    change) and when the store's generation (`KnowledgeStore.generation`: any writer's change)
+    or the number of images changed; both are checked at most every `recheck_s` seconds,
+    because counting costs a scan of the collection (~15 ms at 100k). A reload reads every
+    vector, so during a long ingest by another writer it happens once per `recheck_s`.
     """
 
     def __init__(
-        self, store: KnowledgeStore, encoder_name: str, page: int = 10_000, recheck_s: float = 5.0
+        self, store: KnowledgeStore, encoder_name: str, page: int = 10_000, recheck_s: float = 2.0
     ) -> None:
         self.source = StoreImageIndex(store, encoder_name)
         self.page = page
         self.recheck_s = recheck_s
         self._copy: ArrayImageIndex | None = None
         self._count = -1
+        self._generation: str | None = None
         self._checked_at = -math.inf
         self._lock = threading.Lock()
 
@@ -259,9 +262,11 @@ class MirroredStoreIndex:
             return self._reload_if_changed()
 
     def _reload_if_changed(self) -> ArrayImageIndex:
-        collection = self.source.store.collection("images", encoder=self.source.encoder_name)
+        store = self.source.store
+        collection = store.collection("images", encoder=self.source.encoder_name)
+        generation = store.generation()
         count = collection.count()
-        if self._copy is None or count != self._count:
+        if self._copy is None or count != self._count or generation != self._generation:
             vectors, metadatas = [], []
             for offset in range(0, count, self.page):
                 found = collection.get(
@@ -277,6 +282,7 @@ class MirroredStoreIndex:
                 [str(m["path"]) if m.get("path") else None for m in metadatas],
             )
             self._count = count
+            self._generation = generation
         return self._copy
 
 

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,66 +16,12 @@ from knowledge_base.store import KnowledgeStore, StoreUnavailable
 from retrieval.encoders.text import HashEmbedder
 from retrieval.search.hybrid import HybridSearcher
 from retrieval.search.photo import PhotoMatcher, StoreImageIndex
-from tests.conftest import TinyImageEncoder, distinct_colours, free_port, make_image
+from tests.conftest import TinyImageEncoder, distinct_colours, make_image
+from tests.integration.conftest import ChromaServer
 
 app = build_app()
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-STARTUP_SECONDS = 90
-
-
-@dataclass
-class ChromaServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-def _heartbeat(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    executable = Path(sys.executable).parent / "chroma"
-    if not executable.exists():
-        pytest.skip(f"no chroma executable at {executable}")
-    folder = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    log = folder / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(executable), "run", "--path", str(folder / "db")]  # noqa: RUF005
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = ChromaServer(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _heartbeat(server.url):
-            if process.poll() is not None:
-                pytest.fail(f"chroma run exited with {process.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not answer within {STARTUP_SECONDS} s")
-            time.sleep(0.2)
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

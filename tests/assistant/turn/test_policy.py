@@ -13,7 +13,9 @@ from assistant.turn.policy import (
     asks_for_human,
     decide,
     escalation_score,
+    mentions_order,
     risk_terms,
+    routes_to_product_search,
 )
 
 pytestmark = pytest.mark.unit
@@ -207,3 +209,48 @@ def test_the_escalation_score_weighs_its_signals_and_stays_in_zero_to_one() -> N
 def test_a_decision_reports_its_escalation_score_to_three_decimals() -> None:
     decision = decide(replace(CALM, sentiment_score=-0.123456, p_complaint=0.1))
     assert decision.escalation_score == round(0.35 * 0.123456 + 0.25 * 0.1, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "names_product", "narrowed", "asks_facts", "expected"),
+    [
+        # The intent model may call this order_status; the parsed type makes it a search.
+        ("do you sell black t-shirts for men?", True, True, False, True),
+        ("有没有男士黑色T恤", True, True, False, True),
+        ("t-shirts", True, False, False, True),
+        ("any backpacks under 50?", True, True, True, True),
+        ("do you have jeans, how much are they?", True, False, True, True),
+        # One product's facts, nothing but its type: stays a question about that product.
+        ("How much is the backpack?", True, False, True, False),
+        # Order and case words win over product words.
+        ("where is my order of black t-shirts?", True, True, False, False),
+        ("my t-shirt arrived torn", True, False, False, False),
+        ("我的T恤订单到哪了", True, False, False, False),
+        ("I bought black jeans last week and they shrank", True, True, False, False),
+        # How-to questions belong to the help centre.
+        ("How do I wash my jeans?", True, False, False, False),
+        ("牛仔裤怎么洗", True, False, False, False),
+        ("what is your return policy?", False, False, False, False),
+    ],
+)
+def test_product_search_routing(
+    text: str, names_product: bool, narrowed: bool, asks_facts: bool, expected: bool
+) -> None:
+    assert routes_to_product_search(text, names_product, narrowed, asks_facts, False) is expected
+
+
+def test_a_photo_is_never_routed_to_text_product_search() -> None:
+    assert not routes_to_product_search("black t-shirts?", True, True, False, photo=True)
+
+
+def test_order_words_in_both_languages() -> None:
+    assert mentions_order("I want a refund") and mentions_order("快递到哪了")
+    assert not mentions_order("do you sell shoes?")
+
+
+def test_a_product_search_answers_with_its_own_reason() -> None:
+    decision = decide(replace(CALM, has_answer=True, product_search=True))
+    assert decision.action == "answer"
+    assert decision.reasons == [
+        "product search: listed the catalogue products that match the request"
+    ]

@@ -124,7 +124,8 @@ def test_clarify_lists_the_candidates_and_states_no_price() -> None:
     result = reply("What is this?", action="clarify", candidates=[BACKPACK, BLUE_BACKPACK])
     assert result.text == (
         "I'm not completely sure which product is in your photo. Is it one of these? "
-        "1. Urban Backpack; 2. Urban Backpack Blue"
+        "1. Urban Backpack; 2. Urban Backpack Blue. "
+        "Reply with its number or name and I'll tell you its details."
     )
     assert result.citations == []
     assert not re.search(r"\d+\.\d\d", result.text)
@@ -191,7 +192,8 @@ def test_chinese_clarify_and_policy_answers() -> None:
         "这是什么？", action="clarify", language="zh", candidates=[BACKPACK, BLUE_BACKPACK]
     )
     assert clarify.text == (
-        "我不太确定照片里是哪件商品，是以下其中之一吗？1. 城市背包；2. 城市背包（蓝色）"
+        "我不太确定照片里是哪件商品，是以下其中之一吗？1. 城市背包；2. 城市背包（蓝色）。"
+        "请回复序号或商品名称，我再告诉您它的详细信息。"
     )
     policy = reply(
         "退货要多少天？", intent=Intent.RETURN_REFUND, language="zh", articles=[RETURNS_ZH]

@@ -15,6 +15,7 @@ from assistant.turn.schemas import (
     ProductCard,
     SentimentView,
     SuggestedReply,
+    Ticket,
     TurnResult,
 )
 from assistant.ui.agent import evidence_status, trend_frame
@@ -27,6 +28,7 @@ from assistant.ui.render import (
     product_cards_html,
     reply_message,
     suggestion_choices,
+    ticket_html,
 )
 from tests.assistant.demo_shop import DEMO
 
@@ -146,3 +148,22 @@ def test_staff_tabs_are_open_without_keys_and_need_the_right_key_with_them(tmp_p
     assert not gate.allows(None, "agent") and not gate.allows("wrong", "agent")
     assert gate.allows("agent", "agent") and not gate.allows("agent", "admin")
     assert gate.allows("admin", "agent") and gate.allows("admin", "admin")
+
+
+def test_candidate_cards_ask_and_similar_cards_say_they_are_not_the_photo() -> None:
+    candidates = product_cards_html([card(role="candidate"), card(role="candidate")])
+    assert "Is it one of these?" in candidates
+    similar = product_cards_html([card(role="similar")], "zh")
+    assert "我们在售的相似商品（并非照片中的商品）" in similar and "是其中之一吗" not in similar
+    assert "Products" in product_cards_html([card()])
+
+
+def test_the_ticket_says_what_is_still_needed() -> None:
+    waiting = Ticket(
+        ticket_type="exchange",
+        issue="too small",
+        evidence_id="e1",
+        missing=["order_reference", "photo"],
+    )
+    assert "still needed: order number, photo" in ticket_html(waiting)
+    assert "still needed" not in ticket_html(waiting.model_copy(update={"missing": []}))

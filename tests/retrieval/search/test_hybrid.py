@@ -164,6 +164,26 @@ def test_filter_matching_treats_a_missing_field_as_no_match() -> None:
 
 
 @pytest.mark.unit
+def test_one_of_several_categories_or_ids_is_an_in_condition_on_both_sides() -> None:
+    filters = SearchFilters(
+        categories=frozenset({"shoes", "bags"}), product_ids=frozenset({"b", "a"})
+    )
+    assert filters.to_where() == {
+        "$and": [{"category": {"$in": ["bags", "shoes"]}}, {"product_id": {"$in": ["a", "b"]}}]
+    }
+    assert filters.matches({"category": "bags", "product_id": "a"})
+    assert not filters.matches({"category": "hats", "product_id": "a"})
+    assert not filters.matches({"category": "bags", "product_id": "c"})
+    assert filters.product_fields() == ["categories", "product_ids"]
+
+
+@pytest.mark.unit
+def test_an_empty_list_of_categories_or_ids_is_refused() -> None:
+    with pytest.raises(ValidationError, match="would match nothing"):
+        SearchFilters(product_ids=frozenset())
+
+
+@pytest.mark.unit
 def test_an_inverted_price_range_is_refused() -> None:
     with pytest.raises(ValidationError, match="above max_price"):
         SearchFilters(min_price=50, max_price=10)
@@ -207,8 +227,19 @@ def test_bm25_scores_an_article_as_a_whole_and_cites_its_best_chunk() -> None:
         SearchFilters(language="zh"),
         SearchFilters(product_id="tee-1"),
         SearchFilters(category="clothing", in_stock=True, max_price=30),
+        SearchFilters(categories=frozenset({"shoes", "gifts"})),
+        SearchFilters(product_ids=frozenset({"boot-2", "tee-1"}), max_price=100),
     ],
-    ids=["category", "in_stock", "price", "language", "product_id", "combined"],
+    ids=[
+        "category",
+        "in_stock",
+        "price",
+        "language",
+        "product_id",
+        "combined",
+        "categories",
+        "product_ids",
+    ],
 )
 def test_product_filters_select_the_same_records_on_both_sides(
     searcher: HybridSearcher, store: KnowledgeStore, filters: SearchFilters
@@ -319,12 +350,31 @@ def test_bm25_index_is_rebuilt_only_when_the_collection_changes(tmp_path: Path) 
 
 
 @pytest.mark.integration
-def test_bm25_waits_for_the_recheck_interval_when_the_count_is_unchanged(tmp_path: Path) -> None:
+def test_bm25_sees_an_edit_at_once_through_the_store_generation(tmp_path: Path) -> None:
     store = build_store(tmp_path / "chroma", ARTICLES[:3], [])
     searcher = HybridSearcher(store, HashEmbedder(), HybridOptions(recheck_seconds=3600))
     assert searcher.articles("express", mode="bm25")
     edited = ARTICLES[2].model_copy(update={"body": "Parcels travel by carrier pigeon."})
     ingest(store, [edited], [])
-    assert searcher.articles("pigeon", mode="bm25") == []
+    assert searcher.articles("pigeon", mode="bm25")[0].article_id == "shipping-en"
+
+
+@pytest.mark.integration
+def test_bm25_waits_for_the_recheck_interval_when_a_writer_bypasses_the_store(
+    tmp_path: Path,
+) -> None:
+    store = build_store(tmp_path / "chroma", ARTICLES[:3], [])
+    searcher = HybridSearcher(store, HashEmbedder(), HybridOptions(recheck_seconds=3600))
+    assert searcher.articles("express", mode="bm25")
+    chunks = store.collection("articles")
+    found = chunks.get(where={"article_id": "shipping-en"}, include=["metadatas", "embeddings"])
+    metadata = {**found["metadatas"][0], "content_hash": "edited outside"}
+    chunks.update(
+        ids=found["ids"][:1],
+        embeddings=found["embeddings"][:1],
+        documents=["Parcels travel by pigeon."],
+        metadatas=[metadata],
+    )
+    assert searcher.articles("pigeon", mode="bm25") == []  # no generation moved, same count
     searcher.bm25.invalidate("articles")
     assert searcher.articles("pigeon", mode="bm25")[0].article_id == "shipping-en"
