@@ -248,6 +248,7 @@ def _summary(result: TurnResult) -> dict[str, Any]:
         "reasons": result.decision.reasons,
         "intent": str(result.intent.intent),
         "products": [card.product_id for card in result.products[:6]],
+        "asserted": asserted_product(result),
         "cited": [citation.source_id for citation in result.citations],
         "ticket": result.ticket.model_dump(include=set(TicketExpectation.model_fields))
         if result.ticket
@@ -256,10 +257,12 @@ def _summary(result: TurnResult) -> dict[str, Any]:
 
 
 def asserted_product(result: TurnResult) -> str | None:
-    """The product a turn answers about as if it knew it: an answer whose first card it is."""
+    """The product a turn answers about as if it knew it: an answer whose first card is that
+    product (not a candidate to pick, a similar item offered instead, or a search result)."""
     if result.decision.action != "answer" or not result.products:
         return None
-    return result.products[0].product_id
+    first = result.products[0]
+    return first.product_id if first.role == "product" else None
 
 
 def check_turn(expect: TurnExpectation, result: TurnResult) -> list[Failure]:
@@ -366,13 +369,12 @@ def shop_figures(scripts: list[LoadedScript], outcomes: list[ScriptOutcome]) -> 
     for script, outcome in zip(scripts, outcomes, strict=True):
         for turn, done in zip(script.script.turns, outcome.turns, strict=True):
             expect, failed = turn.expect, {failure.check for failure in done.failures}
-            asserted = done.result["decision"] == "answer" and bool(done.result["products"])
+            asserted = done.result["asserted"]
             if done.photo and expect.product:
                 count("photo_right_product_stated", "product" not in failed)
-                wrong = asserted and done.result["products"][0] != expect.product
-                count("photo_wrong_product_asserted", wrong)
+                count("photo_wrong_product_asserted", asserted not in (None, expect.product))
             if done.photo and expect.no_product_asserted:
-                count("absent_product_asserted", asserted)
+                count("absent_product_asserted", asserted is not None)
             if expect.ticket and expect.ticket.order_reference:
                 count("order_number_right", "ticket.order_reference" not in failed)
             if expect.ticket and expect.ticket.policy_article_id:

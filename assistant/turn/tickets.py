@@ -70,6 +70,26 @@ _FAULT = re.compile(
 )
 
 
+# The case a message names in words, for when the intent model filed it elsewhere ("I want to
+# return my order #R20001, it doesn't fit" read as `other`): first match wins, so "exchange it
+# instead of a refund" is an exchange.
+_KIND_WORDS: tuple[tuple[TicketType, re.Pattern[str]], ...] = (
+    ("exchange", re.compile(r"\b(?:exchange|swap)\b|换货|换一|换个|换成", re.IGNORECASE)),
+    ("warranty", re.compile(r"\b(?:warranty|guarantee|repair)\b|保修|维修", re.IGNORECASE)),
+    (
+        "return",
+        re.compile(
+            r"\b(?:return|refund|send \w+ back|money back)\b|退货|退款|退掉|退了", re.IGNORECASE
+        ),
+    ),
+)
+
+
+def named_kind(text: str) -> TicketType | None:
+    """The ticket kind the message names in words, if any."""
+    return next((kind for kind, words in _KIND_WORDS if words.search(text)), None)
+
+
 def report_type(
     intent: Intent, text: str, photo: bool, order_reference: str | None
 ) -> TicketType | None:
@@ -77,15 +97,20 @@ def report_type(
     if intent == Intent.HUMAN_AGENT:
         return None
     damaged = DAMAGE.search(text) is not None
-    if intent == Intent.DAMAGED_WRONG_ITEM or (
-        damaged and (photo or intent in (Intent.RETURN_REFUND, Intent.EXCHANGE))
+    # A fault named with its warranty ("faulty, I want a warranty repair") is a warranty claim.
+    warranty_named = intent != Intent.DAMAGED_WRONG_ITEM and named_kind(text) == "warranty"
+    if not warranty_named and (
+        intent == Intent.DAMAGED_WRONG_ITEM
+        or (damaged and (photo or intent in (Intent.RETURN_REFUND, Intent.EXCHANGE, Intent.OTHER)))
     ):
         return "wrong_item" if _WRONG.search(text) else "damaged_item"
-    kind = TICKET_INTENTS.get(intent)
-    if kind is None:
-        return None
     acting = photo or order_reference or _REQUEST.search(text) or _FAULT.search(text)
-    return kind if acting else None
+    kind = TICKET_INTENTS.get(intent)
+    if kind is None and (_REQUEST.search(text) or (order_reference and intent == Intent.OTHER)):
+        # A request to act names its case whatever the intent; so does an order number given
+        # with a message no intent fits. "Where is my refund for #A123?" stays a status question.
+        kind = named_kind(text)
+    return kind if kind is not None and acting else None
 
 
 def answers(ticket: Ticket, order_reference: str | None, photo: bool, product: bool) -> bool:

@@ -83,6 +83,9 @@ def test_an_unsure_turn_asserts_nothing_and_states_no_price() -> None:
     assert checks(wanted, carousel) == []
     asserted = result("It costs 185.85 USD [1].", products=["p9"])
     assert checks(wanted, asserted) == ["no_product_asserted", "states_no_price"]
+    # "Not sold here, but similar items are": an answer whose cards assert nothing.
+    similar = [ProductCard(product_id="p9", title="p9", role="similar")]
+    assert checks(wanted, result("We don't sell it; similar:", cards=similar)) == []
 
 
 def test_ticket_fields_and_cited_articles_are_checked_field_by_field() -> None:

@@ -133,3 +133,23 @@ def test_a_return_needs_no_photo() -> None:
     )
     assert ticket.missing == ["order_reference"]
     assert not answers(ticket, None, photo=False, product=True)
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "order", "expected"),
+    [
+        (Intent.OTHER, "I want to return my order, it doesn't fit", None, "return"),
+        (Intent.OTHER, "I'd like to swap it for another colour", None, "exchange"),
+        (Intent.ORDER_STATUS, "我要换货，订单号 E50003", "E50003", "exchange"),
+        (Intent.OTHER, "The watch is faulty, order #W5678, repair please", "W5678", "warranty"),
+        (Intent.OTHER, "不想要了，能退货吗？订单号：R30003", "R30003", "return"),
+        (Intent.ORDER_STATUS, "Where is my refund for order #A12345?", "A12345", None),
+        (Intent.OTHER, "What is your return policy?", None, None),
+        (Intent.OTHER, "hello, order #A12345", "A12345", None),
+        (Intent.OTHER, "My parcel arrived and the shoes are damaged.", None, "damaged_item"),
+    ],
+)
+def test_a_case_filed_under_another_intent_is_named_by_its_words(
+    intent: Intent, text: str, order: str | None, expected: TicketType | None
+) -> None:
+    assert report_type(intent, text, False, order) == expected
