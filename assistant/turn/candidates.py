@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from assistant.turn.ordinals import position as ordinal_position
 from assistant.turn.responder import ProductFacts, requested_colour
 
 # match: name the product; unsure: ask which of the candidates it is; absent: the shop does not
@@ -23,24 +24,6 @@ PhotoVerdict = Literal["match", "unsure", "absent"]
 # question scores 0.091).
 ABSENT_BELOW = 0.02
 
-_ORDINALS_EN = {
-    "first": 1,
-    "1st": 1,
-    "second": 2,
-    "2nd": 2,
-    "third": 3,
-    "3rd": 3,
-    "fourth": 4,
-    "4th": 4,
-    "fifth": 5,
-    "5th": 5,
-    "last": -1,
-}
-_ORDINAL_EN = re.compile(r"\b(" + "|".join(_ORDINALS_EN) + r")\b", re.IGNORECASE)
-_NUMBERED_EN = re.compile(r"\b(?:number|no\.?|option)\s*([1-9])\b|#\s*([1-9])\b", re.IGNORECASE)
-_BARE_NUMBER = re.compile(r"^\s*(?:#\s*)?([1-9])\s*[.)。]?\s*$")
-_ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
-_ORDINAL_ZH = re.compile(r"第\s*([一二三四五1-9])|([一二两三四五1-9])\s*号|(最后)一?[个款件种双只]")
 _WORD = re.compile(r"[a-z0-9]+", re.IGNORECASE)
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 # Words of a short confirmation that say nothing about which product it is.
@@ -85,27 +68,13 @@ def pick(text: str, offered: Sequence[ProductFacts]) -> str | None:
     offered names contains."""
     if not offered or not text.strip():
         return None
-    position = _position(text)
+    position = ordinal_position(text, bare_number=True)
     if position is not None:
         index = len(offered) - 1 if position == -1 else position - 1
         return offered[index].product_id if 0 <= index < len(offered) else None
     return (
         _whole_name(text, offered) or _by_colour(text, offered) or _by_distinct_words(text, offered)
     )
-
-
-def _position(text: str) -> int | None:
-    """1-based position the message names (-1: the last), when it names exactly one."""
-    found: set[int] = set()
-    found.update(_ORDINALS_EN[m.group(1).lower()] for m in _ORDINAL_EN.finditer(text))
-    found.update(int(m.group(1) or m.group(2)) for m in _NUMBERED_EN.finditer(text))
-    bare = _BARE_NUMBER.match(text)
-    if bare:
-        found.add(int(bare.group(1)))
-    for m in _ORDINAL_ZH.finditer(text):
-        digit = m.group(1) or m.group(2)
-        found.add(-1 if m.group(3) else _ZH_DIGITS.get(digit) or int(digit))
-    return found.pop() if len(found) == 1 else None
 
 
 def _normalise(text: str) -> str:

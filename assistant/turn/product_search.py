@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from assistant.turn.ordinals import position
 from assistant.turn.policy import mentions_order, routes_to_product_search
 from assistant.turn.responder import Listing, ProductFacts
 from assistant.turn.schemas import ProductCard, SearchView
@@ -140,42 +141,6 @@ _MORE = re.compile(
     r"|更多|再来[几一]|还有别的|其他的|别的款|换一批|再看看|下一页",
     re.IGNORECASE,
 )
-_ORDINALS = {
-    "first": 1,
-    "1st": 1,
-    "second": 2,
-    "2nd": 2,
-    "third": 3,
-    "3rd": 3,
-    "fourth": 4,
-    "4th": 4,
-    "fifth": 5,
-    "5th": 5,
-    "sixth": 6,
-    "6th": 6,
-    "last": -1,
-}
-_ORDINAL = re.compile(
-    r"\b(" + "|".join(_ORDINALS) + r")\b(?:\s+(?:one|item|product))?"
-    r"|\b(?:number|no\.?|option|#)\s*([1-6])\b|#([1-6])\b"
-    r"|第\s*([一二三四五六1-6])\s*[个款件双条只]?|(最后)一?[个款件双条只]",
-    re.IGNORECASE,
-)
-_ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6}
-
-
-def position(text: str) -> int | None:
-    """The 1-based card a message points at ("the second one", "第二个"; -1: the last)."""
-    found = _ORDINAL.search(text)
-    if not found:
-        return None
-    word, number, hashed, zh, last = found.groups()
-    if word:
-        return _ORDINALS[word.lower()]
-    if last:
-        return -1
-    digit = number or hashed or zh
-    return _ZH_DIGITS.get(digit) or int(digit)
 
 
 def refinement(text: str, parsed: ProductQuery, last: SearchMemory) -> Refinement | None:

@@ -15,11 +15,11 @@ from assistant.perception.intents import Intent
 from assistant.perception.sentiment import SentimentResult
 from assistant.turn.engine import Engine, PhotoEvidence, ProductHit
 from assistant.turn.memory import ConversationMemory
+from assistant.turn.ordinals import position
 from assistant.turn.product_search import (
     CatalogueSearch,
     SearchMemory,
     SearchOutcome,
-    position,
     refinement,
     summary_sentence,
 )
