@@ -42,7 +42,7 @@ from retrieval.heads.photo_embedding import (
     TrainedMatcher,
     load_trained_matcher,
 )
-from retrieval.search.hybrid import HybridSearcher, SearchFilters
+from retrieval.search.hybrid import HybridOptions, HybridSearcher, SearchFilters
 from retrieval.search.photo import (
     MatcherConfig,
     MirroredStoreIndex,
@@ -170,7 +170,8 @@ class Components:
 
     @cached_property
     def hybrid_searcher(self) -> HybridSearcher:
-        return HybridSearcher(self.store, self.text_embedder)
+        options = HybridOptions(exact_dense=self.settings.text_index == "exact")
+        return HybridSearcher(self.store, self.text_embedder, options)
 
     @cached_property
     def kb(self) -> KnowledgeService:

@@ -87,7 +87,7 @@ def catalogue_run(catalogue: Path, text_embedder: str, cache: Path, repeats: int
     if not loaded.products or not all(p.images for p in loaded.products):
         raise SystemExit(f"{catalogue}: expected products with an image each")
     sample = loaded.products[:256]
-    texts = [p.embedding_text() for p in sample]
+    texts = [p.dense_text() for p in sample]
     images = [load_image(p.images[0], 40_000_000) for p in sample]
     stages = {
         "text_embed_ms_per_product": _ms_per_item(lambda: text.embed_texts(texts), len(texts)),

@@ -3,14 +3,20 @@
     python bench/search.py                          # demo size and 100k (100k built once)
     python bench/search.py --sizes demo --json      # quick run
     python bench/search.py --sizes 100000 --ef 100,400,1600
+    python bench/search.py --sizes 100000 --memory  # RSS step by step in a fresh process
 
 For each catalogue size N it fills a Chroma store under `--root` (default `data/bench/`, reused
 by later runs; a killed build resumes) with N synthetic product-text vectors (384-d) and N
 synthetic product-image vectors (1280-d): seeded random unit vectors, the hardest case for an
-HNSW graph. It then measures, as medians over `--repeats` repeats of `--queries` queries:
+HNSW graph, with product titles and metadata drawn from a shop's vocabulary (so BM25 meets
+common and rare words). It then measures, as medians over `--repeats` repeats of `--queries`
+queries:
 
-- text search: the real query embedder plus a dense query of the store's products (k=10), the
-  dense side of `HybridSearcher` without its query-vector cache (which would hide the embedder);
+- hybrid text search as the API runs it (`HybridSearcher.products`, BM25 + dense, k=10, no
+  query-vector cache, which would hide the embedder), unfiltered and with an in-stock and price
+  filter, over the exact in-memory copy of the text vectors (the default) and over HNSW; and
+  the copy's recall@10 (1.0 unless it is wrong);
+- text search: the real query embedder plus a dense HNSW query of the store's products (k=10);
 - photo search: the real image encoder on every query view plus `PhotoMatcher.search` (k=10),
   once over the store's HNSW index and once over `MirroredStoreIndex` (an exact in-memory copy
   of the store's vectors; loading it is timed too);
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -56,6 +63,38 @@ TEXT_QUERIES = (
     "退货政策是什么？",
     "cotton t-shirt size L",
     "leather belt brown",
+    "black running shoes for men",
+    "Nordkap women blue denim jeans",
+)
+# Titles are drawn from these words so BM25 meets a shop's vocabulary: common words shared by
+# tens of thousands of products (colours, "men") and rare ones (brands).
+BRANDS = tuple(
+    f"{a}{b}"
+    for a in ("Nord", "Sol", "Aster", "Bel", "Cor", "Dune", "Elm", "Fjor", "Gal", "Hal")
+    for b in ("kap", "ine", "wear", "mode", "line", "ford", "berg", "ton", "is", "ara")
+)
+GENDERS = ("Men", "Women", "Boys", "Girls", "Unisex")
+COLOURS = ("Black", "White", "Blue", "Red", "Green", "Grey", "Brown", "Pink", "Navy", "Beige")
+MATERIALS = ("Cotton", "Denim", "Leather", "Wool", "Linen", "Suede", "Fleece", "Silk", "")
+TYPES = (
+    "T-Shirt",
+    "Shirt",
+    "Jeans",
+    "Dress",
+    "Skirt",
+    "Jacket",
+    "Sweater",
+    "Shorts",
+    "Running Shoes",
+    "Hiking Boots",
+    "Sandals",
+    "Belt",
+    "Handbag",
+    "Watch",
+    "Cap",
+    "Scarf",
+    "Socks",
+    "Kurta",
 )
 
 
@@ -89,7 +128,28 @@ def synthetic_vectors(start: int, stop: int, dim: int, seed: int) -> np.ndarray:
 
 def store_folder(config: BenchConfig, size: int) -> Path:
     h = config.hnsw
-    return config.root / f"chroma-{size}-m{h.max_neighbors}-c{h.ef_construction}-s{config.seed}"
+    name = f"chroma-{size}-m{h.max_neighbors}-c{h.ef_construction}-s{config.seed}-titles"
+    return config.root / name
+
+
+def synthetic_product(index: int, seed: int) -> tuple[str, dict[str, Any]]:
+    """Product `index`'s document (as ingest writes it) and metadata, the same on every run."""
+    rng = np.random.default_rng([seed, index])
+    brand, gender = BRANDS[rng.integers(len(BRANDS))], GENDERS[rng.integers(len(GENDERS))]
+    colour, material = COLOURS[rng.integers(len(COLOURS))], MATERIALS[rng.integers(len(MATERIALS))]
+    kind = TYPES[rng.integers(len(TYPES))]
+    title = " ".join(w for w in (brand, gender, material, colour, kind) if w)
+    stock = int(rng.integers(0, 20))
+    metadata = {
+        "product_id": f"p{index}",
+        "title": title,
+        "category": kind,
+        "price": round(float(rng.uniform(5, 300)), 2),
+        "stock": stock,
+        "in_stock": stock > 0,
+    }
+    document = "\n".join([title, kind, f"colour: {colour}", f"gender: {gender}"])
+    return document, metadata
 
 
 def open_store(config: BenchConfig, size: int) -> KnowledgeStore:
@@ -115,16 +175,13 @@ def build(config: BenchConfig, size: int, text_name: str, image_name: str) -> di
         with tqdm(total=size, initial=have, desc=f"build {kind} {size}", unit="vec") as bar:
             for low in range(have, size, BATCH):
                 high = min(size, low + BATCH)
-                metas = [
-                    {"product_id": f"p{i}", "title": f"product {i}", "category": f"c{i % 10}"}
-                    for i in range(low, high)
-                ]
+                products = [synthetic_product(i, config.seed) for i in range(low, high)]
                 store.upsert(
                     kind,
                     [f"p{i}" if kind == "products" else f"p{i}#img0" for i in range(low, high)],
                     synthetic_vectors(low, high, dim, config.seed),
-                    [m["title"] for m in metas],
-                    metas,
+                    [document for document, _ in products],
+                    [metadata for _, metadata in products],
                 )
                 bar.update(high - low)
         rates[f"{kind}_insert_per_s"] = round((size - have) / (time.perf_counter() - started), 1)
@@ -230,6 +287,74 @@ def ann_recall(
     return entry
 
 
+def bench_hybrid(
+    config: BenchConfig, store: KnowledgeStore, embedder: Any, size: int, texts: np.ndarray
+) -> dict[str, Any]:
+    """The text search the API runs (BM25 + dense, fused), over the exact copy and over HNSW,
+    with no query-vector cache, unfiltered and filtered; and the copy's recall (1.0 expected)."""
+    from retrieval.search.hybrid import HybridOptions, HybridSearcher, SearchFilters
+
+    result: dict[str, Any] = {}
+    in_stock = SearchFilters(in_stock=True, max_price=100)
+    for name, exact in (("exact", True), ("hnsw", False)):
+        searcher = HybridSearcher(store, embedder, HybridOptions(query_cache=0, exact_dense=exact))
+        started = time.perf_counter()
+        searcher.products(TEXT_QUERIES[0], k=10)
+        result[f"hybrid_{name}_first_query_s"] = round(time.perf_counter() - started, 2)
+        for label, filters in (("", None), ("_filtered", in_stock)):
+
+            def search(q: int, s: HybridSearcher = searcher, f: Any = filters) -> object:
+                return s.products(TEXT_QUERIES[q % len(TEXT_QUERIES)], k=10, filters=f)
+
+            result[f"hybrid_{name}{label}"] = timed(
+                f"hybrid text {name}{label} {size}", config.repeats, config.queries, search
+            )
+        if exact:
+            dense = searcher.collections.dense("products")
+            probes = probe_queries(texts, config.queries, config.seed + 1)["planted"][0]
+            truth = np.argsort(-(probes @ texts.T), axis=1)[:, :10]
+            found = [{int(h.id[1:]) for h in dense.search(v, 10)} for v in probes]
+            recalls = [len(f & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)]
+            result["products_exact_recall@10"] = round(float(np.mean(recalls)), 4)
+    return result
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def memory_steps(folder: Path, text_embedder: str) -> dict[str, Any]:
+    """RSS of this (fresh) process after each step a serving process takes over the store:
+    models loaded, one HNSW query per collection (Chroma loads its graphs), the first hybrid
+    text search (BM25 and the exact copy of the text vectors), the first exact photo search
+    (the copy of the image vectors)."""
+    from retrieval.encoders.registry import get_image_encoder, get_text_embedder
+    from retrieval.search.hybrid import HybridOptions, HybridSearcher
+
+    steps: dict[str, Any] = {"disk_mb": round(folder_bytes(folder) / 2**20, 1)}
+    steps["started_mb"] = rss_mb()
+    embedder = get_text_embedder(text_embedder)
+    encoder = get_image_encoder()
+    encoder.embed_images([])
+    steps["models_loaded_mb"] = rss_mb()
+    store = KnowledgeStore(path=folder, prefix="bench", hnsw=HnswSettings())
+    store.query("products", np.ones(TEXT_DIM, dtype=np.float32), 10)
+    store.query("images", np.ones(IMAGE_DIM, dtype=np.float32), 10)
+    steps["hnsw_graphs_loaded_mb"] = rss_mb()
+    searcher = HybridSearcher(store, embedder, HybridOptions(exact_dense=True))
+    searcher.products(TEXT_QUERIES[0], k=10)
+    steps["bm25_and_text_copy_mb"] = rss_mb()
+    MirroredStoreIndex(store, encoder.name).nearest(np.ones((1, IMAGE_DIM), np.float32), 1)
+    steps["image_copy_mb"] = rss_mb()
+    return steps
+
+
 def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
     from retrieval.encoders.registry import get_image_encoder, get_text_embedder
     from retrieval.search.types import product_from_metadata
@@ -268,6 +393,9 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
     result["text_search"] = timed(
         f"text search {size}", config.repeats, config.queries, text_search
     )
+    result["disk_mb"] = round(folder_bytes(store_folder(config, size)) / 2**20, 1)
+    result["rss_before_copies_mb"] = rss_mb()
+    result.update(bench_hybrid(config, store, embedder, size, texts))
     photos = query_photos(config.queries, config.seed)
     matcher = PhotoMatcher(StoreImageIndex(store, encoder.name), encoder)
     result["photo_search_hnsw"] = timed(
@@ -276,10 +404,12 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
         config.queries,
         lambda q: matcher.search(photos[q], k=10),
     )
+    result["rss_text_copies_mb"] = rss_mb()
     mirror = MirroredStoreIndex(store, encoder.name)
     started = time.perf_counter()
     mirror.nearest(np.zeros((1, IMAGE_DIM), dtype=np.float32), 1)
     result["mirror_load_s"] = round(time.perf_counter() - started, 2)
+    result["rss_all_copies_mb"] = rss_mb()
     exact_matcher = PhotoMatcher(mirror, encoder)
     result["photo_search_exact"] = timed(
         f"photo search exact {size}",
@@ -305,17 +435,36 @@ def bench_size(config: BenchConfig, size: int) -> dict[str, Any]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
+    def pair(entry: dict[str, float]) -> str:
+        return f"{entry['p50_ms']}/{entry['p95_ms']}"
+
     lines = [
-        "| size | text p50/p95 ms | photo HNSW p50/p95 ms | photo exact p50/p95 ms | "
-        "encoder (1 view) p50 ms | exact top-10 p50 ms |",
-        "|---|---|---|---|---|---|",
+        "| size | hybrid text, exact copy p50/p95 ms (filtered) | hybrid text, HNSW (filtered) | "
+        "dense text HNSW | photo HNSW | photo exact | encoder (1 view) p50 ms | "
+        "exact top-10 p50 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        t, h, e = r["text_search"], r["photo_search_hnsw"], r["photo_search_exact"]
         lines.append(
-            f"| {r['size']} | {t['p50_ms']}/{t['p95_ms']} | {h['p50_ms']}/{h['p95_ms']} | "
-            f"{e['p50_ms']}/{e['p95_ms']} | {r['image_encoder_one_view']['p50_ms']} | "
+            f"| {r['size']} | {pair(r['hybrid_exact'])} ({pair(r['hybrid_exact_filtered'])}) | "
+            f"{pair(r['hybrid_hnsw'])} ({pair(r['hybrid_hnsw_filtered'])}) | "
+            f"{pair(r['text_search'])} | {pair(r['photo_search_hnsw'])} | "
+            f"{pair(r['photo_search_exact'])} | {r['image_encoder_one_view']['p50_ms']} | "
             f"{r['exact_numpy_top10']['p50_ms']} |"
+        )
+    lines += [
+        "",
+        "| size | disk MB | RSS MB: store open, + text copies, + image copy | first text query s | "
+        "image copy load s | exact copy recall@10 | insert vectors/s (products, images) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['size']} | {r['disk_mb']} | {r['rss_before_copies_mb']}, "
+            f"{r['rss_text_copies_mb']}, {r['rss_all_copies_mb']} | "
+            f"{r['hybrid_exact_first_query_s']} | {r['mirror_load_s']} | "
+            f"{r['products_exact_recall@10']} | {r.get('products_insert_per_s', '-')}, "
+            f"{r.get('images_insert_per_s', '-')} |"
         )
     lines += [
         "",
@@ -353,7 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("data/bench"), help="Index cache.")
     parser.add_argument("--out", type=Path, default=None, help="Result folder (default: --root).")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="Only measure this process's memory over the (already built) store of each size.",
+    )
     args = parser.parse_args(argv)
+    # As `shopsight serve` runs: idle OpenMP threads sleep instead of spinning.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         sizes, ef_values = parse_ints(args.sizes), parse_ints(args.ef)
     except ValueError:
@@ -368,6 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         text_embedder=args.text_embedder,
         root=args.root,
     )
+    if args.memory:
+        for size in sizes:
+            folder = store_folder(config, size)
+            if not folder.exists():
+                print(f"error: no store of {size} under {args.root}: run without --memory first")
+                return 2
+            print(json.dumps({"size": size, **memory_steps(folder, args.text_embedder)}))
+        return 0
     import torch
 
     results = [bench_size(config, size) for size in sizes]

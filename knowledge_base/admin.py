@@ -37,8 +37,8 @@ class Deletion(BaseModel):
 
 def kb_stats(store: KnowledgeStore) -> KbStats:
     """Counts per collection, products per category and article chunks per language."""
-    products = [hit.metadata for hit in store.get("products")]
-    chunks = [hit.metadata for hit in store.get("articles")]
+    products = [hit.metadata for hit in store.scan("products")]
+    chunks = [hit.metadata for hit in store.scan("articles")]
     return KbStats(
         location=store.location,
         products=len(products),

@@ -20,6 +20,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -205,9 +206,13 @@ class Ingestor:
         self.store.collection("products", encoder=self.text_embedder.name)
         self.store.collection("articles", encoder=self.text_embedder.name)
         self.store.collection("images", encoder=self.image_encoder_name)
-        self._ingest_products(products, report)
         images_before = (report.images_embedded, report.images_updated, report.stale_removed)
-        self._ingest_images(products, loaded.origins, report)
+        # Product texts (E5) and images (ONNX) are embedded side by side: each engine leaves
+        # gaps the other fills (600 catalogue products: 11.7 s one after the other, 11.0 s so).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-texts") as side:
+            texts = side.submit(self._ingest_products, products, report)
+            self._ingest_images(products, loaded.origins, report)
+            texts.result()
         images_after = (report.images_embedded, report.images_updated, report.stale_removed)
         if self.on_images_changed is not None and images_after != images_before:
             self.on_images_changed()
@@ -222,10 +227,10 @@ class Ingestor:
             _Record(
                 id=p.id,
                 owner=p.id,
-                document=p.embedding_text(),
+                document=p.document_text(),
                 metadata=_product_metadata(p),
-                vector_hash=stable_hash(p.embedding_text()),
-                source=p.embedding_text(),
+                vector_hash=stable_hash(p.dense_text()),
+                source=p.dense_text(),
             )
             for p in products
         ]
@@ -332,44 +337,56 @@ class Ingestor:
         label: str,
         changed_owners: set[str] | None = None,
     ) -> set[str]:
-        """Write `records` in batches, embedding only what changed; returns the ids now stored."""
+        """Write `records` in batches, embedding only what changed; returns the ids now stored.
+
+        A batch's vectors are written by a writer thread while the next batch is embedded: the
+        encoders run in C with the GIL released, so Chroma's write (~1 ms per record here, a
+        tenth of an ingest) overlaps them. One write is in flight at a time, in order.
+        """
         current: set[str] = set()
         changed = changed_owners if changed_owners is not None else set()
-        for batch in self._batches(records, label):
-            stored = self.store.stored_metadata(kind, [r.id for r in batch])
-            fresh: list[_Record] = []
-            refresh: list[_Record] = []
-            for record in batch:
-                meta = stored.get(record.id)
-                if meta is not None and meta.get("content_hash") == record.content_hash:
-                    current.add(record.id)
-                elif meta is not None and meta.get("vector_hash") == record.vector_hash:
-                    refresh.append(record)
-                else:
-                    fresh.append(record)
-            report.count(counted, "unchanged", len(batch) - len(fresh) - len(refresh))
-            if refresh:
-                self.store.refresh(
-                    kind,
-                    [r.id for r in refresh],
-                    [r.document for r in refresh],
-                    [r.stored_metadata() for r in refresh],
-                )
-                report.count(counted, "updated", len(refresh))
-                current.update(r.id for r in refresh)
-                changed.update(r.owner for r in refresh)
-            if fresh:
-                done, vectors = embed(fresh)
-                self.store.upsert(
-                    kind,
-                    [r.id for r in done],
-                    vectors,
-                    [r.document for r in done],
-                    [r.stored_metadata() for r in done],
-                )
-                report.count(counted, "embedded", len(done))
-                current.update(r.id for r in done)
-                changed.update(r.owner for r in done)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
+            writing: Future[None] | None = None
+            for batch in self._batches(records, label):
+                stored = self.store.stored_metadata(kind, [r.id for r in batch])
+                fresh: list[_Record] = []
+                refresh: list[_Record] = []
+                for record in batch:
+                    meta = stored.get(record.id)
+                    if meta is not None and meta.get("content_hash") == record.content_hash:
+                        current.add(record.id)
+                    elif meta is not None and meta.get("vector_hash") == record.vector_hash:
+                        refresh.append(record)
+                    else:
+                        fresh.append(record)
+                report.count(counted, "unchanged", len(batch) - len(fresh) - len(refresh))
+                if refresh:
+                    self.store.refresh(
+                        kind,
+                        [r.id for r in refresh],
+                        [r.document for r in refresh],
+                        [r.stored_metadata() for r in refresh],
+                    )
+                    report.count(counted, "updated", len(refresh))
+                    current.update(r.id for r in refresh)
+                    changed.update(r.owner for r in refresh)
+                if fresh:
+                    done, vectors = embed(fresh)
+                    if writing is not None:
+                        writing.result()
+                    writing = writer.submit(
+                        self.store.upsert,
+                        kind,
+                        [r.id for r in done],
+                        vectors,
+                        [r.document for r in done],
+                        [r.stored_metadata() for r in done],
+                    )
+                    report.count(counted, "embedded", len(done))
+                    current.update(r.id for r in done)
+                    changed.update(r.owner for r in done)
+            if writing is not None:
+                writing.result()
         return current
 
     def _prune(

@@ -53,6 +53,9 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """The `shopsight` console script."""
+    from assistant.cli.common import passive_openmp
+
+    passive_openmp()
     build_app()()
 
 

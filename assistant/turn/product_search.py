@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -43,11 +43,13 @@ REREAD_SECONDS = 300.0
 
 
 class ProductRecords(Protocol):
-    """The store reads the catalogue is built from (`KnowledgeStore.get` and `count`)."""
+    """The store reads the catalogue is built from (`KnowledgeStore.get`, `scan`, `count`)."""
 
     def get(
         self, kind: CollectionKind, ids: Sequence[str] | None = None, where: Where | None = None
     ) -> list[Hit]: ...
+
+    def scan(self, kind: CollectionKind) -> Iterator[Hit]: ...
 
     def count(self, kind: CollectionKind) -> int: ...
 
@@ -276,7 +278,7 @@ class CatalogueSearch:
                 self._counted_at = now
                 stale = self.records.count("products") != self._count
             if stale or self._catalogue is None:
-                hits = self.records.get("products")
+                hits = list(self.records.scan("products"))
                 self._catalogue = Catalogue((hit.id, hit.metadata) for hit in hits)
                 self._count = len(hits)
                 self._read_at = self._counted_at = now

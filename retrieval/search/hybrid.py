@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from knowledge_base.store import CollectionKind, Hit, KnowledgeStore, Where
 from retrieval.encoders.text import TextEmbedder
-from retrieval.search.bm25 import BM25Cache, BM25Variant
+from retrieval.search.bm25 import BM25Variant, CollectionCache
+from retrieval.search.columns import MetadataColumns
 from retrieval.search.tokenize import Tokenizer, TokenizerOptions
 from retrieval.search.types import ArticleMatch, ProductMatch, product_from_metadata
 
@@ -98,6 +99,26 @@ class SearchFilters(BaseModel):
             return False
         return self.max_price is None or price <= self.max_price
 
+    def mask(self, columns: MetadataColumns) -> np.ndarray | None:
+        """`matches` for every record at once (None when nothing is filtered)."""
+        if not self.conditions():
+            return None
+        allowed = np.ones(columns.size, dtype=bool)
+        for name in ("category", "in_stock", "language", "product_id"):
+            wanted = getattr(self, name)
+            if wanted is not None:
+                allowed &= columns.values(name) == wanted
+        if self.categories is not None:
+            allowed &= columns.one_of("category", self.categories)
+        if self.product_ids is not None:
+            allowed &= columns.one_of("product_id", self.product_ids)
+        with np.errstate(invalid="ignore"):
+            if self.min_price is not None:
+                allowed &= columns.numbers("price") >= self.min_price
+            if self.max_price is not None:
+                allowed &= columns.numbers("price") <= self.max_price
+        return allowed
+
     def product_fields(self) -> list[str]:
         """Set fields that only products carry."""
         names = (
@@ -144,6 +165,8 @@ class HybridOptions:
     tokenizer: TokenizerOptions = field(default_factory=TokenizerOptions)
     recheck_seconds: float = 30.0
     query_cache: int = 256
+    # Exact search over an in-memory copy of the vectors instead of Chroma's HNSW graph.
+    exact_dense: bool = True
 
 
 def reciprocal_rank_fusion(
@@ -177,7 +200,7 @@ class HybridSearcher:
         self.store = store
         self.embedder = embedder
         self.options = options or HybridOptions()
-        self.bm25 = BM25Cache(
+        self.collections = CollectionCache(
             store,
             Tokenizer(self.options.tokenizer),
             self.options.bm25_variant,
@@ -278,7 +301,12 @@ class HybridSearcher:
         group_by: str | None,
     ) -> _Ranked:
         vector = self._query_vector(query)
-        return _collapse(self.store.query(kind, vector, depth, filters.to_where()), group_by)
+        if self.options.exact_dense:
+            index = self.collections.dense(kind)
+            hits = index.search(vector, depth, filters.mask(index.columns))
+        else:
+            hits = self.store.query(kind, vector, depth, filters.to_where())
+        return _collapse(hits, group_by)
 
     def _lexical(
         self,
@@ -288,7 +316,8 @@ class HybridSearcher:
         filters: SearchFilters,
         group_by: str | None,
     ) -> _Ranked:
-        hits = self.bm25.index(kind).search(query, depth, filters.matches)
+        index = self.collections.index(kind)
+        hits = index.search(query, depth, filters.mask(index.columns))
         return _collapse(
             [Hit(h.record.id, h.score, h.record.document, h.record.metadata) for h in hits],
             group_by,

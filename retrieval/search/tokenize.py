@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from types import ModuleType
 from typing import Literal
 
@@ -67,10 +68,12 @@ class Tokenizer:
 
     def __init__(self, options: TokenizerOptions | None = None) -> None:
         self.options = options or TokenizerOptions()
-        self._stem: Callable[[list[str]], list[str]] | None = None
+        self._stem: Callable[[str], str] | None = None
         if self.options.stem:
             snowball = require("snowballstemmer", "snowballstemmer")
-            self._stem = snowball.stemmer("english").stemWords
+            # A shop's vocabulary is small and Snowball is pure Python: stemming each distinct
+            # word once made tokenising 100,000 product texts ~N× faster.
+            self._stem = lru_cache(maxsize=1 << 18)(snowball.stemmer("english").stemWord)
 
     def __call__(self, text: str) -> list[str]:
         tokens: list[str] = []
@@ -85,7 +88,8 @@ class Tokenizer:
         words = _WORD.findall(text.lower())
         if self.options.stopwords:
             words = [w for w in words if w not in ENGLISH_STOPWORDS]
-        return self._stem(words) if self._stem else words
+        stem = self._stem
+        return [stem(word) for word in words] if stem else words
 
     def _chinese(self, text: str) -> list[str]:
         jieba = jieba_segmenter()

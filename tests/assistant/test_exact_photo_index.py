@@ -1,5 +1,5 @@
-"""SHOPSIGHT_PHOTO_INDEX=exact: photo search over an in-memory copy of the image vectors, with
-the store's filters and a copy that follows this process's own ingests."""
+"""SHOPSIGHT_PHOTO_INDEX=exact (the default): photo search over an in-memory copy of the image
+vectors, with the store's filters and a copy that follows this process's own ingests."""
 
 from __future__ import annotations
 
@@ -28,8 +28,13 @@ def photo(product_id: str) -> Image.Image:
     return Image.open(io.BytesIO(customer_photo(product_id)))
 
 
-def test_the_default_index_is_chromas_graph(demo_store: Path, tmp_path: Path) -> None:
-    assert isinstance(demo_components(demo_store, tmp_path).image_index, StoreImageIndex)
+def test_the_default_index_is_the_exact_copy_and_hnsw_is_chromas_graph(
+    demo_store: Path, tmp_path: Path
+) -> None:
+    assert isinstance(demo_components(demo_store, tmp_path).image_index, MirroredStoreIndex)
+    graph = demo_components(demo_store, tmp_path / "graph", photo_index="hnsw")
+    assert isinstance(graph.image_index, StoreImageIndex)
+    assert graph.search_photo(photo(MUG), k=1).matches[0].product_id == MUG
 
 
 def test_exact_index_finds_the_photographed_product(exact: Components) -> None:

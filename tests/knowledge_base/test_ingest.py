@@ -190,6 +190,28 @@ def test_price_change_updates_metadata_without_embedding(
     assert searcher.products("waterproof hiking boot", k=1, mode="dense")[0].price == 99
 
 
+def test_attributes_are_stored_and_searchable_but_not_embedded(
+    shop: Shop,
+    store: KnowledgeStore,
+    make_ingestor: Callable[..., Ingestor],
+    counting_embedder: CountingTextEmbedder,
+) -> None:
+    shop.product("boot")["attributes"] = {"colour": "Brown"}
+    shop.write()
+    ingest(make_ingestor(), shop.catalogue)
+    embedded = next(text for call in counting_embedder.calls for text in call if "boot" in text)
+    assert "colour" not in embedded and "Brown" not in embedded
+    (boot,) = store.get("products", ids=["boot"])
+    assert "colour: Brown" in boot.document
+    shop.product("boot")["attributes"] = {"colour": "Tan"}
+    shop.write()
+    counting_embedder.calls.clear()
+    report = ingest(make_ingestor(), shop.catalogue)
+    assert counting_embedder.calls == [] and report.products_updated == 1
+    searcher = HybridSearcher(store, counting_embedder)
+    assert searcher.products("tan", k=1, mode="bm25")[0].product_id == "boot"
+
+
 def test_retitled_product_refreshes_its_image_documents_without_reencoding(
     shop: Shop,
     store: KnowledgeStore,

@@ -14,7 +14,7 @@ import pytest
 
 from knowledge_base.lock import StoreLock, StoreLocked
 from knowledge_base.store import KnowledgeStore, StoreUnavailable
-from retrieval.search.bm25 import BM25Cache
+from retrieval.search.bm25 import CollectionCache
 from retrieval.search.tokenize import Tokenizer
 
 HOLD = """
@@ -136,7 +136,7 @@ def test_bm25_follows_an_edit_by_another_writer_that_keeps_the_count(tmp_path: P
         ["electric kettle", "table lamp"],
         [{"content_hash": "1"}, {"content_hash": "1"}],
     )
-    cache = BM25Cache(served, Tokenizer(), recheck_seconds=3600)
+    cache = CollectionCache(served, Tokenizer(), recheck_seconds=3600)
     assert [hit.record.id for hit in cache.index("products").search("lamp", 5)] == ["lamp"]
     writer.refresh("products", ["kettle"], ["zyzzyva kettle"], [{"content_hash": "2"}])
     time.sleep(0.25)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from PIL import Image
@@ -67,7 +67,7 @@ for _pid, _meta in PRODUCTS.items():
 
 
 class FakeStore:
-    """`KnowledgeStore.get` (ids only) and `count` over `PRODUCTS`; no articles."""
+    """`KnowledgeStore.get`, `scan` and `count` over `PRODUCTS`; no articles."""
 
     def __init__(self) -> None:
         self.reads = 0
@@ -84,6 +84,9 @@ class FakeStore:
             self.reads += 1
         chosen = ids if ids is not None else list(PRODUCTS)
         return [Hit(pid, 0.0, "", dict(PRODUCTS[pid])) for pid in chosen if pid in PRODUCTS]
+
+    def scan(self, kind: CollectionKind) -> Iterator[Hit]:
+        return iter(self.get(kind))
 
 
 class CatalogueOrderRanker:

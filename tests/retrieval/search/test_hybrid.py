@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import rank_bm25
 from pydantic import ValidationError
 
 from knowledge_base.ingest import IngestOptions, Ingestor
@@ -13,7 +15,8 @@ from knowledge_base.loaders import LoadResult
 from knowledge_base.schema import Article, Product
 from knowledge_base.store import KnowledgeStore
 from retrieval.encoders.text import HashEmbedder
-from retrieval.search.bm25 import BM25Document, BM25Index, BM25Record
+from retrieval.search.bm25 import BM25Document, BM25Index, BM25Record, BM25Variant
+from retrieval.search.columns import MetadataColumns
 from retrieval.search.hybrid import (
     HybridOptions,
     HybridSearcher,
@@ -178,6 +181,42 @@ def test_one_of_several_categories_or_ids_is_an_in_condition_on_both_sides() -> 
 
 
 @pytest.mark.unit
+def test_the_vectorised_mask_agrees_with_matches_record_by_record() -> None:
+    rng = np.random.default_rng(5)
+    values: list[Any] = ["shoes", "bags", None, 3, True]
+    metadatas = [
+        {
+            key: value
+            for key, value in {
+                "category": values[int(rng.integers(0, 4))],
+                "product_id": f"p{i}",
+                "language": ["en", "zh", None][int(rng.integers(0, 3))],
+                "in_stock": [True, False, None, 1][int(rng.integers(0, 4))],
+                "price": [None, "12", True, *rng.uniform(0, 100, 5).round(2)][
+                    int(rng.integers(0, 8))
+                ],
+            }.items()
+            if value is not None
+        }
+        for i in range(400)
+    ]
+    columns = MetadataColumns(metadatas)
+    cases = [
+        SearchFilters(category="shoes"),
+        SearchFilters(in_stock=True, max_price=50),
+        SearchFilters(min_price=20, max_price=60, language="en"),
+        SearchFilters(categories=frozenset({"shoes", "bags"}), in_stock=False),
+        SearchFilters(product_ids=frozenset({"p1", "p7", "p300"}), min_price=0),
+        SearchFilters(product_id="p9"),
+    ]
+    for filters in cases:
+        mask = filters.mask(columns)
+        assert mask is not None
+        assert mask.tolist() == [filters.matches(m) for m in metadatas], filters
+    assert SearchFilters().mask(columns) is None
+
+
+@pytest.mark.unit
 def test_an_empty_list_of_categories_or_ids_is_refused() -> None:
     with pytest.raises(ValidationError, match="would match nothing"):
         SearchFilters(product_ids=frozenset())
@@ -199,8 +238,27 @@ def test_bm25_returns_only_documents_sharing_a_token_and_honours_the_predicate()
     assert [hit.record.id for hit in index.search("wool", 10)] == ["0", "1"]
     assert index.search("blue wool", 10)[0].record.id == "1"
     assert index.search("umbrella", 10) == []
-    assert [h.record.id for h in index.search("wool", 10, lambda m: m["n"] == 0)] == ["0"]
+    only_first = np.asarray([doc.metadata["n"] == 0 for doc in documents])
+    assert [h.record.id for h in index.search("wool", 10, only_first)] == ["0"]
     assert BM25Index([], Tokenizer()).search("wool", 10) == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("variant", ["okapi", "l", "plus"])
+def test_bm25_scores_equal_rank_bm25s_own(variant: BM25Variant) -> None:
+    rng = np.random.default_rng(3)
+    words = [f"w{n}" for n in range(40)]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(300)]
+    documents = [BM25Document("", (BM25Record(f"d{i}", t, {}),)) for i, t in enumerate(texts)]
+    index = BM25Index(documents, Tokenizer(), variant)
+    kinds = {"okapi": rank_bm25.BM25Okapi, "l": rank_bm25.BM25L, "plus": rank_bm25.BM25Plus}
+    model = kinds[variant]([Tokenizer()(t) for t in texts])
+    for query in ("w1 w2 w3", "w5 w5 w39", "w7"):
+        hits = index.search(query, k=len(texts))
+        tokens = Tokenizer()(query)
+        expected = model.get_batch_scores(tokens, [int(h.record.id[1:]) for h in hits])
+        assert [h.score for h in hits] == pytest.approx(expected)
+        assert len(hits) == sum(any(t in text.split() for t in tokens) for text in texts)
 
 
 @pytest.mark.unit
@@ -336,17 +394,17 @@ def test_bm25_index_is_rebuilt_only_when_the_collection_changes(tmp_path: Path) 
     searcher = HybridSearcher(store, HashEmbedder(), HybridOptions(recheck_seconds=0))
     searcher.articles("refund", mode="bm25")
     searcher.articles("delivery", mode="bm25")
-    assert searcher.bm25.builds == 1
+    assert searcher.collections.builds == 1
 
     ingest(store, [ARTICLES[2]], [])
     assert searcher.articles("express", mode="bm25")[0].article_id == "shipping-en"
-    assert searcher.bm25.builds == 2
+    assert searcher.collections.builds == 2
 
     edited = ARTICLES[2].model_copy(update={"body": "Parcels travel by carrier pigeon."})
     ingest(store, [edited], [])
     assert searcher.articles("pigeon", mode="bm25")[0].article_id == "shipping-en"
     assert searcher.articles("express", mode="bm25") == []
-    assert searcher.bm25.builds == 3
+    assert searcher.collections.builds == 3
 
 
 @pytest.mark.integration
@@ -376,5 +434,5 @@ def test_bm25_waits_for_the_recheck_interval_when_a_writer_bypasses_the_store(
         metadatas=[metadata],
     )
     assert searcher.articles("pigeon", mode="bm25") == []  # no generation moved, same count
-    searcher.bm25.invalidate("articles")
+    searcher.collections.invalidate("articles")
     assert searcher.articles("pigeon", mode="bm25")[0].article_id == "shipping-en"
