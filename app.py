@@ -11,7 +11,9 @@ from assistant.api import create_app
 
 def main() -> int:
     from assistant.api.server import serve
+    from assistant.cli.common import passive_openmp
 
+    passive_openmp()
     serve()
     return 0
 
