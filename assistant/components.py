@@ -55,6 +55,7 @@ from retrieval.search.photo import (
 if TYPE_CHECKING:
     from assistant.turn.drafting import Drafter
     from explain.gradcam import GradCam
+    from explain.matcher_cam import MatcherCam
     from explain.pack import TextScorers
     from explain.text_shap import SessionTerms
     from explain.types import EscalationPolicy, EscalationSignals
@@ -68,6 +69,7 @@ class Components:
         self.progress = progress
         self._lock = threading.Lock()
         self._cam: GradCam | None = None
+        self._matcher_cams: dict[str, MatcherCam] = {}
 
     @cached_property
     def store(self) -> KnowledgeStore:
@@ -374,9 +376,10 @@ class Components:
         s = self.settings
         explainers = Explainers(
             text_scorers=self._text_scorers,
-            gradcam=self._gradcam,
+            gradcam=self.gradcam,
             category_classifier=lambda: self.category_classifier,
             max_evals=s.shap_max_evals,
+            similarity_cam=self.similarity_cam,
         )
         return EvidenceService(
             EvidenceFolders(s.evidence_dir), self.memory, explainers, s.evidence_mode
@@ -389,13 +392,30 @@ class Components:
         self.evidence.delete(evidence_ids)
         return existed
 
-    def _gradcam(self) -> GradCam:
+    def gradcam(self) -> GradCam:
+        """Grad-CAM over the frozen encoder: the category heatmap, and matches until a trained
+        matcher is in use."""
         from explain.gradcam import GradCam
 
         with self._lock:
             if self._cam is None:
                 self._cam = GradCam(self.image_encoder)
             return self._cam
+
+    def similarity_cam(self) -> GradCam | MatcherCam:
+        """Grad-CAM of the model photo search ranks with now: the trained matcher once the store
+        holds its vectors, the frozen encoder until then."""
+        from explain.matcher_cam import MatcherCam
+
+        trained = self.trained_photo
+        if trained is None or self.photo_model_in_use() != trained.encoder_name:
+            return self.gradcam()
+        with self._lock:
+            cam = self._matcher_cams.get(trained.encoder_name)
+            if cam is None:
+                cam = MatcherCam(get_stage_encoder(), trained.head)
+                self._matcher_cams = {trained.encoder_name: cam}
+            return cam
 
     def _text_scorers(self, result: TurnResult, session: SessionTerms) -> TextScorers:
         """The models that decided `result`, as batched score functions for SHAP.

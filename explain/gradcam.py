@@ -128,7 +128,7 @@ class GradCam:
         if self.method == "gradcam":
             gradients = gradients.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((gradients * maps).sum(dim=1, keepdim=True))
-        return CamResult(_upsample(cam, size), float(score.detach()), name)
+        return CamResult(upsample_heatmap(cam, size), float(score.detach()), name)
 
     def category(
         self,
@@ -249,8 +249,9 @@ def similarity_target(reference: torch.Tensor) -> Target:
     return lambda features: (features * reference).sum(dim=1)
 
 
-def _upsample(cam: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """7×7 map → H×W in [0, 1] (bilinear, via the 224-pixel input grid)."""
+def upsample_heatmap(cam: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """A heatmap grid of any size (7×7, 14×14, 224×224) → H×W in [0, 1] (bilinear, via the
+    224-pixel input grid)."""
     import torch
 
     width, height = size

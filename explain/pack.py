@@ -28,6 +28,7 @@ from explain.types import EscalationPolicy, HeatmapView, TextAttribution
 
 if TYPE_CHECKING:
     from explain.gradcam import GradCam
+    from explain.matcher_cam import MatcherCam
     from retrieval.heads.category import CategoryClassifier
 
 SIMILARITY_FILE = "similarity.png"
@@ -125,13 +126,15 @@ def photo_heatmaps(
     catalogue: Image.Image | None = None,
     catalogue_title: str = "",
     classifier: CategoryClassifier | None = None,
+    similarity: GradCam | MatcherCam | None = None,
 ) -> list[HeatmapView]:
     """Grad-CAM overlays written into `folder`: the photo against the matched catalogue image
-    (both sides), and the photo's predicted category when a trained head exists."""
+    (both sides), by `similarity` (the model photo search ranked with; default `gradcam`'s
+    frozen encoder), and the photo's predicted category when a trained head exists."""
     folder.mkdir(parents=True, exist_ok=True)
     views: list[HeatmapView] = []
     if catalogue is not None:
-        photo_cam, catalogue_cam = gradcam.similarity_pair(photo, catalogue)
+        photo_cam, catalogue_cam = (similarity or gradcam).similarity_pair(photo, catalogue)
         picture = side_by_side(
             photo, photo_cam.heatmap, catalogue, catalogue_cam.heatmap, ("your photo", "catalogue")
         )

@@ -29,6 +29,7 @@ from explain.text_shap import SessionTerms
 
 if TYPE_CHECKING:
     from explain.gradcam import GradCam
+    from explain.matcher_cam import MatcherCam
     from explain.pack import TextScorers
     from retrieval.heads.category import CategoryClassifier
 
@@ -107,6 +108,8 @@ class Explainers:
     gradcam: Callable[[], GradCam]
     category_classifier: Callable[[], CategoryClassifier | None]
     max_evals: int
+    similarity_cam: Callable[[], GradCam | MatcherCam] | None = None
+    """Grad-CAM of the model photo search ranks with (default: `gradcam`, the frozen one)."""
 
 
 class EvidenceService:
@@ -285,6 +288,7 @@ class EvidenceService:
                 catalogue=_open_image(card.image) if card and card.image else None,
                 catalogue_title=card.title if card else "",
                 classifier=self.explainers.category_classifier(),
+                similarity=similarity() if (similarity := self.explainers.similarity_cam) else None,
             )
         return pack.model_copy(update={"attributions": attributions, "heatmaps": heatmaps})
 

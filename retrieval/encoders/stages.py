@@ -85,15 +85,19 @@ class StageEncoder:
         self._session = lite0_session(_onnx_stages, threads)
         self._lock = threading.Lock()
 
+    def stage_maps(self, pixels: np.ndarray) -> list[np.ndarray]:
+        """The five N×C×h×w maps of preprocessed pixels (Grad-CAM differentiates from here)."""
+        with self._lock:
+            maps = self._session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})
+        return [np.asarray(feature_map) for feature_map in maps]
+
     def stage_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        rows = []
-        for start in range(0, len(images), _BATCH):
-            pixels = preprocess(images[start : start + _BATCH])
-            with self._lock:
-                maps = self._session.run(None, {"pixels": pixels})
-            rows.append(pool_stages(maps))
+        rows = [
+            pool_stages(self.stage_maps(preprocess(images[start : start + _BATCH])))
+            for start in range(0, len(images), _BATCH)
+        ]
         return np.concatenate(rows)
 
     embed_images = stage_features

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from assistant.cli import build_app
 from assistant.components import Components
 from assistant.settings import Settings
+from explain.matcher_cam import MatcherCam
+from explain.pack import photo_heatmaps
 from knowledge_base.admin import delete_record
 from knowledge_base.loaders import load_paths
 from retrieval.encoders.image import ImageEncoder
@@ -130,3 +132,24 @@ def test_reembed_without_a_trained_matcher_says_what_to_do(
     result = CliRunner().invoke(build_app(), ["kb", "reembed"])
     assert result.exit_code == 1
     assert "train photo-match" in result.output
+
+
+def test_the_match_heatmap_explains_the_trained_matcher(
+    trained: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """Once search ranks by the trained embedding, the evidence pack's similarity heatmap is
+    Grad-CAM of that embedding's cosine, not of the frozen feature's."""
+    data_dir, _ = trained
+    components = serving(data_dir)
+    cam = components.similarity_cam()
+    assert isinstance(cam, MatcherCam)
+    customer = photo(MUG)
+    catalogue = Image.open(DEMO / "images" / f"{MUG}.png").convert("RGB")
+    photo_cam, catalogue_cam = cam.similarity_pair(customer, catalogue)
+    ranked_with = components.photo_matcher.encoder.embed_images([customer, catalogue])
+    assert photo_cam.score == pytest.approx(float(ranked_with[0] @ ranked_with[1]), abs=1e-4)
+    assert catalogue_cam.score == pytest.approx(photo_cam.score, abs=1e-4)
+    views = photo_heatmaps(components.gradcam(), customer, tmp_path, catalogue, similarity=cam)
+    assert views[0].kind == "similarity"
+    assert views[0].score == pytest.approx(photo_cam.score, abs=1e-4)
+    assert (tmp_path / views[0].file).stat().st_size > 0
