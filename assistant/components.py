@@ -240,9 +240,10 @@ class Components:
         return report
 
     def _images_changed(self) -> None:
-        """This process wrote image records: the trained vectors follow them, and exact copies
-        must be reloaded before next use."""
-        if self.trained_photo is not None and self.photo_model_in_use() != ImageEncoder.name:
+        """This process wrote image records: the trained vectors follow them (all of them when
+        the store is new to the trained matcher, e.g. re-ingested after a reset), and exact
+        copies must be reloaded before next use."""
+        if self.trained_photo is not None:
             self.sync_photo_vectors()
         built = [self.__dict__.get("image_index"), self.__dict__.get("photo_matcher")]
         for index in (getattr(part, "index", part) for part in built):

@@ -96,6 +96,26 @@ class PhotoEmbeddingHead:
         )
 
     @classmethod
+    def untrained(
+        cls, features: int, dim: int, hidden: int, frozen_share: float, seed: int
+    ) -> PhotoEmbeddingHead:
+        """A head of this shape with seeded random weights, for benchmarks and tests of what
+        does not depend on what a head learned (latency, explanation plumbing)."""
+        rng = np.random.default_rng(seed)
+
+        def weights(rows: int, columns: int) -> np.ndarray:
+            return (rng.standard_normal((rows, columns)) / np.sqrt(columns)).astype(np.float32)
+
+        return cls(
+            linear=weights(dim, features),
+            w1=weights(hidden, features),
+            b1=np.zeros(hidden, np.float32),
+            w2=weights(dim, hidden),
+            b2=np.zeros(dim, np.float32),
+            frozen_share=frozen_share,
+        )
+
+    @classmethod
     def load(cls, path: Path) -> PhotoEmbeddingHead:
         """Weights saved by `save`; a head saved before fusion existed has no frozen share."""
         with np.load(path) as weights:

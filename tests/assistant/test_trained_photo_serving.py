@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_the_match_heatmap_explains_the_trained_matcher(
     assert views[0].kind == "similarity"
     assert views[0].score == pytest.approx(photo_cam.score, abs=1e-4)
     assert (tmp_path / views[0].file).stat().st_size > 0
+
+
+def test_a_new_store_ingested_beside_a_trained_matcher_uses_it(
+    trained: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """A shop that resets its store (or moves its artefacts to a new one) and ingests again
+    keeps its trained matcher: ingest embeds the new images with it, no reembed needed."""
+    data_dir, _ = trained
+    fresh = tmp_path / "data"
+    shutil.copytree(data_dir / "artifacts", fresh / "artifacts")
+    components = serving(fresh)
+    report = components.ingestor.ingest(load_paths([DEMO / "products.json"]))
+    assert report.ok and report.images_embedded == 59
+    assert components.photo_model_in_use() == "photo-embed-v1"
+    assert components.search_photo(photo(MUG), k=1).matches[0].product_id == MUG

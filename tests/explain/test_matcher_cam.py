@@ -25,21 +25,8 @@ from tests.explain.test_gradcam import CANVAS, PASTE_BOX, PRODUCTS, demo, heat_i
 SEED = 7
 
 
-def seeded_head(frozen_share: float, dim: int = 64) -> PhotoEmbeddingHead:
-    """A head of the trained shape with seeded random weights."""
-    rng = np.random.default_rng(SEED)
-
-    def weights(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
-
-    return PhotoEmbeddingHead(
-        linear=weights(dim, STAGE_DIM),
-        w1=weights(128, STAGE_DIM),
-        b1=np.zeros(128, np.float32),
-        w2=weights(dim, 128),
-        b2=np.zeros(dim, np.float32),
-        frozen_share=frozen_share,
-    )
+def seeded_head(frozen_share: float) -> PhotoEmbeddingHead:
+    return PhotoEmbeddingHead.untrained(STAGE_DIM, 64, 128, frozen_share, SEED)
 
 
 @pytest.fixture(scope="module")
