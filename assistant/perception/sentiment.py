@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
+from assistant.perception.char_ngrams import CharNgramModel
 from assistant.perception.language import LANGUAGES, Language, detect_language
 from knowledge_base.offline import enforce_offline, require
 from retrieval import artifacts
@@ -29,6 +30,7 @@ ARTIFACT = "sentiment"
 FORMAT_VERSION = 1
 META_FILE = artifacts.META_FILE
 HEAD_FILE = "head.npz"
+NGRAM_FILE = "ngrams.npz"
 ENCODER_DIR = "encoder"
 NEUTRAL_BAND = 0.05
 LEXICON_FEATURES = ("compound", "pos", "neg")
@@ -164,6 +166,27 @@ class EmbeddingHeadScorer:
         return score_from_probabilities(self.probabilities(texts), self.head.classes)
 
 
+class NgramEmbeddingScorer(EmbeddingHeadScorer):
+    """The embedding head's features plus one more, a character n-gram model's logit
+    (`assistant.perception.char_ngrams`): stacked, so the head weighs what the embedding blurs
+    (short sentiment phrases) against what n-grams miss (meaning, negation far away)."""
+
+    def __init__(
+        self,
+        name: str,
+        embedder: str,
+        head: LinearHead,
+        lexicon: bool,
+        ngrams: CharNgramModel,
+        embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(name, embedder, head, lexicon, embed)
+        self.ngrams = ngrams
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        return np.hstack([super().features(texts), self.ngrams.logit(texts)[:, None]])
+
+
 class FineTunedScorer:
     """A fine-tuned transformer encoder (mean pooling) with a linear head on top."""
 
@@ -284,6 +307,9 @@ def load_head(folder: Path, language: str, spec: dict[str, Any]) -> Scorer:
     name = f"{folder.name}/{language}:{spec['method']}"
     if spec["kind"] == "embedding":
         return EmbeddingHeadScorer(name, spec["embedder"], head, spec["lexicon"])
+    if spec["kind"] == "ngram-embedding":
+        ngrams = CharNgramModel.load(head_dir / NGRAM_FILE)
+        return NgramEmbeddingScorer(name, spec["embedder"], head, spec["lexicon"], ngrams)
     if spec["kind"] == "finetuned":
         return FineTunedScorer.load(
             name, head_dir / ENCODER_DIR, head, spec["lexicon"], spec["max_seq_len"]

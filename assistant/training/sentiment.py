@@ -7,6 +7,8 @@ and measured once on the held-out groups. Candidates, cheapest first:
 
 - `embedding-lr`: frozen sentence embeddings + logistic regression;
 - `embedding-lexicon-lr`: the same plus VADER's compound/pos/neg scores;
+- `ngram-embedding-lr`: the embeddings plus a character n-gram model's out-of-fold logit
+  (`assistant.perception.char_ngrams`; any language, chosen for Chinese);
 - `finetune`: the top layers of all-MiniLM-L6-v2 fine-tuned with a linear head (English only);
 - `finetune-lexicon`: the same with VADER's scores beside the pooled sentence vector.
 
@@ -26,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assistant.perception.char_ngrams import CharNgramModel, out_of_fold_logits
 from assistant.perception.language import Language
 from assistant.perception.sentiment import (
     ARTIFACT,
@@ -35,10 +38,12 @@ from assistant.perception.sentiment import (
     LABELS,
     META_FILE,
     NEUTRAL_BAND,
+    NGRAM_FILE,
     EmbeddingHeadScorer,
     FineTunedScorer,
     Label,
     LinearHead,
+    NgramEmbeddingScorer,
     Scorer,
     label_of,
     lexicon_model,
@@ -55,13 +60,17 @@ from retrieval.evaluation.classification import (
     read_labelled_csv,
 )
 
-Method = Literal["embedding-lr", "embedding-lexicon-lr", "finetune", "finetune-lexicon"]
+Method = Literal[
+    "embedding-lr", "embedding-lexicon-lr", "ngram-embedding-lr", "finetune", "finetune-lexicon"
+]
 METHODS: tuple[Method, ...] = (
     "embedding-lr",
     "embedding-lexicon-lr",
+    "ngram-embedding-lr",
     "finetune",
     "finetune-lexicon",
 )
+ZH_METHODS: tuple[Method, ...] = ("embedding-lr", "ngram-embedding-lr")
 ZH_MAX_EXAMPLES = 1200
 _WORDS: dict[str, Label] = {
     "positive": "positive",
@@ -268,23 +277,41 @@ def fit_embedding_head(
     data: SentimentData, config: TrainConfig, lexicon: bool, memo: EmbeddingMemo, progress: bool
 ) -> EmbeddingHeadScorer:
     """Logistic regression on frozen embeddings (plus VADER's scores when `lexicon`)."""
-    from sklearn.linear_model import LogisticRegression
-
     features = memo(data.texts, progress)
     if lexicon:
         features = np.hstack([features, vader().polarity(data.texts)])
-    model = LogisticRegression(C=config.regularisation, max_iter=5000)
-    model.fit(features, data.labels)
-    classes = [str(c) for c in model.classes_]
-    coef, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
-    if len(classes) == 2:
-        # sigmoid(x·w + b) is softmax over the logits (0, x·w + b)
-        coef = np.vstack([np.zeros_like(coef), coef])
-        bias = np.concatenate([np.zeros_like(bias), bias])
-    head = LinearHead(coef.T, bias, classes)
+    head = fit_linear_head(features, data.labels, config.regularisation)
     method = "embedding-lexicon-lr" if lexicon else "embedding-lr"
     name = f"{ARTIFACT}/{data.language}:{method}"
     return EmbeddingHeadScorer(name, memo.embedder, head, lexicon, embed=memo)
+
+
+def fit_ngram_embedding_head(
+    data: SentimentData, config: TrainConfig, memo: EmbeddingMemo, progress: bool
+) -> NgramEmbeddingScorer:
+    """Logistic regression on frozen embeddings plus the out-of-fold logit of a character
+    n-gram model; the n-gram model that serves is then refitted on every row."""
+    positive = np.array([label == "positive" for label in data.labels])
+    logits = out_of_fold_logits(data.texts, positive, seed=config.seed)
+    features = np.hstack([memo(data.texts, progress), logits[:, None]])
+    head = fit_linear_head(features, data.labels, config.regularisation)
+    name = f"{ARTIFACT}/{data.language}:ngram-embedding-lr"
+    ngrams = CharNgramModel.fit(data.texts, positive)
+    return NgramEmbeddingScorer(name, memo.embedder, head, False, ngrams, embed=memo)
+
+
+def fit_linear_head(features: np.ndarray, labels: Sequence[str], c: float) -> LinearHead:
+    """Logistic regression as a softmax `LinearHead` (two classes become logits (0, x·w + b))."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit(features, list(labels))
+    classes = [str(c) for c in model.classes_]
+    coef, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+    if len(classes) == 2:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        bias = np.concatenate([np.zeros_like(bias), bias])
+    return LinearHead(coef.T, bias, classes)
 
 
 def seed_everything(seed: int) -> None:
@@ -502,6 +529,8 @@ def fit_method(
 ) -> tuple[EmbeddingHeadScorer | FineTunedScorer, dict[int, float]]:
     """Fit one candidate on `data`; fine-tuning also returns validation accuracy per epoch."""
     lexicon = "lexicon" in method
+    if method == "ngram-embedding-lr":
+        return fit_ngram_embedding_head(data, config, memo, progress), {}
     if method.startswith("embedding"):
         return fit_embedding_head(data, config, lexicon, memo, progress), {}
     if data.language != "en":
@@ -638,7 +667,10 @@ def _save_head(result: HeadResult, head_dir: Path) -> dict[str, Any]:
         "data_sha256": file_digest(Path(result.data)),
         "heldout_groups": result.heldout_groups,
     }
-    if isinstance(scorer, FineTunedScorer):
+    if isinstance(scorer, NgramEmbeddingScorer):
+        scorer.ngrams.save(head_dir / NGRAM_FILE)
+        spec.update(kind="ngram-embedding", embedder=scorer.embedder)
+    elif isinstance(scorer, FineTunedScorer):
         scorer.encoder.save_pretrained(str(head_dir / ENCODER_DIR))
         scorer.tokenizer.save_pretrained(str(head_dir / ENCODER_DIR))
         spec.update(kind="finetuned", max_seq_len=scorer.max_seq_len, base="all-MiniLM-L6-v2")
