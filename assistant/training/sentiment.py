@@ -300,11 +300,13 @@ def fit_ngram_embedding_head(
     return NgramEmbeddingScorer(name, memo.embedder, head, False, ngrams, embed=memo)
 
 
-def fit_linear_head(features: np.ndarray, labels: Sequence[str], c: float) -> LinearHead:
+def fit_linear_head(
+    features: np.ndarray, labels: Sequence[str], regularisation: float
+) -> LinearHead:
     """Logistic regression as a softmax `LinearHead` (two classes become logits (0, x·w + b))."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, max_iter=5000)
+    model = LogisticRegression(C=regularisation, max_iter=5000)
     model.fit(features, list(labels))
     classes = [str(c) for c in model.classes_]
     coef, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)

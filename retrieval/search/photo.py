@@ -37,6 +37,7 @@ from retrieval.heads.photo_matcher import (
     latest_calibrator_dir,
     load_calibrator,
 )
+from retrieval.search.dense import top_rows
 from retrieval.search.types import ProductMatch, product_from_metadata
 
 CategoryPredictor = Callable[[Sequence[Image.Image]], list[tuple[str, float]]]
@@ -170,11 +171,7 @@ class ArrayImageIndex:
         probes = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         similarity = (self.vectors @ probes.T).max(axis=1) if len(self.vectors) else np.zeros(0)
         scores = np.where(allowed, similarity, -np.inf)
-        n = min(n, int(allowed.sum()))
-        if n == 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_rows(scores, min(n, int(allowed.sum())))
         product_ids, categories = self.columns["product_id"], self.columns["category"]
         return [
             ImageCandidate(
