@@ -9,7 +9,8 @@ Builds `Components` over a temporary data folder (or `--workdir`) with the demo 
 and the trained heads of `--artifacts` (default: SHOPSIGHT_DATA_DIR/artifacts) linked in, so the
 models that answer are those of the app. `--catalogue FILE` ingests a shop's catalogue as well
 and takes the photo turns from its images, so photo search runs at that catalogue's size (with
-the trained photo matcher once the stored images are re-embedded, which happens on ingest). It warms every model with untimed turns of each kind,
+the trained photo matcher once the stored images are re-embedded, which happens on ingest);
+`--grow-to 100000` then adds look-alike copies of its products up to that size. It warms every model with untimed turns of each kind,
 then times `engine.handle_turn` end to end (safety, perception, retrieval, reply, memory) over:
 
 - text turns, English and Chinese: FAQ questions, product questions and follow-ups that rely
@@ -49,8 +50,14 @@ from assistant.settings import Settings
 from assistant.turn.schemas import TurnRequest
 from knowledge_base.demo import DEMO_SHOP
 from knowledge_base.loaders import load_paths
+from knowledge_base.store import CollectionKind, KnowledgeStore
 
 AIMS_MS = {"text": 300.0, "photo": 600.0}
+
+# `--grow-to`: look-alike copies of the catalogue's products (see `add_lookalikes`).
+LOOKALIKE_PREFIX = "lookalike-"
+LOOKALIKE_COSINE = (0.55, 0.92)
+LOOKALIKE_BATCH = 1_000
 
 # Conversations of text turns: (group, message). Each runs in its own session, in order.
 CONVERSATIONS: tuple[tuple[tuple[str, str], ...], ...] = (
@@ -191,6 +198,143 @@ def build_components(
     return components
 
 
+@dataclass(frozen=True)
+class Records:
+    """A collection's own (non-copy) records with their vectors."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    documents: list[str]
+    metadatas: list[dict[str, Any]]
+
+
+def own_records(store: KnowledgeStore, kind: CollectionKind, page: int = 5_000) -> Records:
+    collection = store.collection(kind)
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    documents: list[str] = []
+    metadatas: list[dict[str, Any]] = []
+    for offset in range(0, collection.count(), page):
+        found = collection.get(
+            include=["embeddings", "documents", "metadatas"], limit=page, offset=offset
+        )
+        for index, record_id in enumerate(found["ids"]):
+            if record_id.startswith(LOOKALIKE_PREFIX):
+                continue
+            ids.append(record_id)
+            rows.append(np.asarray(found["embeddings"][index], dtype=np.float32))
+            documents.append((found["documents"] or [])[index] or "")
+            metadatas.append(dict((found["metadatas"] or [])[index] or {}))
+    return Records(ids, np.stack(rows), documents, metadatas)
+
+
+def near(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors at a cosine drawn from LOOKALIKE_COSINE to each row of `vectors`."""
+    noise = rng.standard_normal(vectors.shape).astype(np.float32)
+    noise -= (noise * vectors).sum(axis=1, keepdims=True) * vectors
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    cosine = rng.uniform(*LOOKALIKE_COSINE, (len(vectors), 1)).astype(np.float32)
+    return cosine * vectors + np.sqrt(1 - cosine**2) * noise
+
+
+def _missing(store: KnowledgeStore, kind: CollectionKind, ids: list[str]) -> bool:
+    held = store.collection(kind).get(ids=ids, include=[])
+    return len(held["ids"]) < len(ids)
+
+
+def add_lookalikes(store: KnowledgeStore, photo_space: str, size: int, seed: int) -> int:
+    """Copies of the catalogue's products until the shop holds `size`; returns how many.
+
+    No shop of 100,000 products with photos is at hand, and embedding that many images takes
+    hours on 2 cores. So each copy keeps a real product's category, words and photo file, gets
+    a price and stock of its own, and vectors of its own near its source's (cosine drawn from
+    LOOKALIKE_COSINE) in the products and in the trained photo matcher's mirror: photo search
+    scans and votes over all of them, and some copies compete with the right product as a
+    colour variant does. The frozen encoder's `images` collection is left as it is (a photo
+    turn with a trained matcher never reads it; writing it too would double the build).
+    Copies are written a batch at a time under fixed ids, so a killed build resumes.
+    """
+    mirror = store.mirror(photo_space)
+    mirror.collection("images", encoder=photo_space)
+    products = own_records(store, "products")
+    photos = own_records(mirror, "images")
+    photo_of = {str(m["product_id"]): i for i, m in enumerate(photos.metadatas)}
+    sources = [i for i, pid in enumerate(products.ids) if pid in photo_of]
+    wanted = max(0, size - len(products.ids))
+    with tqdm(total=wanted, desc=f"look-alikes to {size:,}", unit="product") as bar:
+        for low in range(0, wanted, LOOKALIKE_BATCH):
+            indices = range(low, min(wanted, low + LOOKALIKE_BATCH))
+            ids = [f"{LOOKALIKE_PREFIX}{i:07d}" for i in indices]
+            image_ids = [f"{pid}#img0" for pid in ids]
+            if _missing(store, "products", ids) or _missing(mirror, "images", image_ids):
+                rng = np.random.default_rng([seed, low])
+                chosen = [sources[i % len(sources)] for i in indices]
+                pictured = [photo_of[products.ids[c]] for c in chosen]
+                metadatas = [
+                    _copy_metadata(products.metadatas[c], pid, number + 1, rng)
+                    for c, pid, number in zip(chosen, ids, indices, strict=True)
+                ]
+                store.upsert(
+                    "products",
+                    ids,
+                    near(products.vectors[chosen], rng),
+                    [
+                        _retitled(products.documents[c], m["title"])
+                        for c, m in zip(chosen, metadatas, strict=True)
+                    ],
+                    metadatas,
+                )
+                mirror.upsert(
+                    "images",
+                    image_ids,
+                    near(photos.vectors[pictured], rng),
+                    [m["title"] for m in metadatas],
+                    [
+                        {
+                            **photos.metadatas[p],
+                            "product_id": pid,
+                            "vector_hash": pid,
+                            "content_hash": pid,
+                        }
+                        for p, pid in zip(pictured, ids, strict=True)
+                    ],
+                )
+            bar.update(len(ids))
+    return wanted
+
+
+def _copy_metadata(
+    source: dict[str, Any], product_id: str, style: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    stock = int(rng.integers(0, 20))
+    return {
+        **source,
+        "product_id": product_id,
+        "title": f"{source.get('title', '')} (style {style})",
+        "price": round(float(source.get("price") or 20.0) * float(rng.uniform(0.7, 1.3)), 2),
+        "stock": stock,
+        "in_stock": stock > 0,
+        "images": source.get("images") or json.dumps([]),
+        "vector_hash": product_id,
+        "content_hash": product_id,
+    }
+
+
+def _retitled(document: str, title: str) -> str:
+    """The source's document with the copy's title as its first line."""
+    _, _, rest = document.partition("\n")
+    return f"{title}\n{rest}" if rest else title
+
+
+def grow(components: Components, size: int, seed: int) -> int:
+    """Look-alike products up to `size`, in the products and the trained matcher's vectors."""
+    model = components.photo_model_in_use()
+    trained = components.trained_photo
+    if trained is None or model != trained.encoder_name:
+        raise SystemExit("--grow-to needs a trained photo matcher whose vectors are in the store")
+    return add_lookalikes(components.store, model, size, seed)
+
+
 def run_turns(
     components: Components, turns: list[list[Turn]], session: str, bar: tqdm | None = None
 ) -> list[tuple[Turn, float]]:
@@ -311,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="A catalogue to ingest as well; photo turns then use its images. Repeatable.",
     )
+    parser.add_argument(
+        "--grow-to",
+        type=int,
+        default=0,
+        help="Add look-alike copies of the catalogue's products until the shop holds this many "
+        "(bench/distractors.py; needs a trained photo matcher; kept in --workdir).",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("data/reports/turn-bench.json"))
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
@@ -323,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="turn-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         components = build_components(workdir, artifacts, args.text_embedder, args.catalogue)
+        lookalikes = grow(components, args.grow_to, args.seed) if args.grow_to else 0
         photos = demo_photos(args.photos, args.catalogue)
         run_id = time.strftime("%Y%m%d%H%M%S")
         # Warm-up, untimed, worded as no timed repeat is (while wordings last): loads every
@@ -341,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         heads = sorted(p.name for p in (workdir / "data" / "artifacts").glob("*-v*"))
         shop = {
             "products": components.store.count("products"),
+            "lookalike_products": lookalikes,
             "photo_model": components.photo_model_in_use(),
         }
 
