@@ -124,7 +124,9 @@ def test_ingest_killed_with_sigkill_finishes_on_rerun_without_duplicates(tmp_pat
     assert report["rejections"] == []
     assert report["products_embedded"] + report["products_unchanged"] == TOTAL
     assert report["products_unchanged"] == TOTAL  # products were all written before the kill
-    assert report["images_unchanged"] >= killed_after  # the finished batches were kept
+    # The finished batches were kept; the batch whose write was still in flight (writing
+    # overlaps embedding the next one) may be lost, and is embedded again.
+    assert report["images_unchanged"] >= killed_after - BATCH
     assert report["images_embedded"] + report["images_unchanged"] == TOTAL
 
     store = KnowledgeStore(path=tmp_path / "data" / "chroma")
