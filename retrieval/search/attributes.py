@@ -540,8 +540,8 @@ class Catalogue:
             matches.append(facets.get(("brand", query.brand.lower()), set()))
         if query.size:
             # A product that lists no sizes is not ruled out by a size it may well come in.
-            sizes = (facets.get(("size", query.size.lower()), set()), facets.get(("size", "")))
-            matches.append(_union(part or set() for part in sizes))
+            size, unsized = ("size", query.size.lower()), ("size", "")
+            matches.append(facets.get(size, set()) | facets.get(unsized, set()))
         return matches
 
     def count(self, filters: SearchFilters | None) -> int:
